@@ -1,0 +1,315 @@
+//! Configuration in two stages: [`raw`] is what the operator wrote; [`Config`] is the
+//! validated form holding ready objects. Code past start-up only sees [`Config`].
+
+pub mod raw;
+
+use anyhow::{bail, Context, Result};
+use http::uri::{Scheme, Uri};
+use raw::{RawConfig, RawCredential, RawIdentity, RawMode, RawRoute};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub policies: PolicyConfig,
+    pub identity: Option<IdentityConfig>,
+    pub routes: Vec<RouteConfig>,
+    pub trace: TraceConfig,
+    pub server: ServerConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    pub dir: PathBuf,
+    pub entrypoint: String,
+    pub eval_timeout: Duration,
+    pub reload_debounce: Duration,
+    pub poll_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    pub header: http::HeaderName,
+    pub keys_file: Option<PathBuf>,
+    pub hs256_secret_file: Option<PathBuf>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub leeway: Duration,
+}
+
+/// Whether a route's decisions are enforced or only recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Enforce,
+    DryRun,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::DryRun => "dry-run",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub name: String,
+    /// Normalised path prefix (`/crm`), matched on segment boundaries.
+    pub prefix: Option<String>,
+    /// Lower-cased `host[:port]` values matched for absolute-form (HTTP_PROXY) requests.
+    pub hosts: Vec<String>,
+    pub upstream: UpstreamTarget,
+    pub ca_file: Option<PathBuf>,
+    pub credential: Option<CredentialConfig>,
+    pub mode: Mode,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub require_user: bool,
+}
+
+/// Where a route's requests go: scheme, authority and a base path joined in front of
+/// the request path.
+#[derive(Debug, Clone)]
+pub struct UpstreamTarget {
+    pub scheme: Scheme,
+    pub authority: http::uri::Authority,
+    /// Base path without a trailing slash (`""` for the root).
+    pub base_path: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CredentialConfig {
+    pub header: http::HeaderName,
+    pub source: CredentialSource,
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum CredentialSource {
+    File(PathBuf),
+    Env(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct TraceConfig {
+    pub output: TraceOutput,
+    pub ring_size: usize,
+    pub include_body: bool,
+    pub redact_fields: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraceOutput {
+    Stdout,
+    Off,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub header_read_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// Reads and validates a YAML config file. Relative paths inside it are resolved
+    /// against the file's own directory, so a config works from any working directory.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::from_yaml(&text, base).with_context(|| format!("in config file {}", path.display()))
+    }
+
+    /// Parses and validates YAML text; `base` anchors relative paths.
+    pub fn from_yaml(text: &str, base: &Path) -> Result<Config> {
+        let raw: RawConfig = serde_yaml_ng::from_str(text)?;
+        Config::validate(raw, base)
+    }
+
+    fn validate(raw: RawConfig, base: &Path) -> Result<Config> {
+        let listen = parse_addr("listen", &raw.listen)?;
+        let admin_listen = parse_addr("admin_listen", &raw.admin_listen)?;
+        if raw.routes.is_empty() {
+            bail!("routes: at least one route is required");
+        }
+        let mut routes = Vec::with_capacity(raw.routes.len());
+        for route in raw.routes {
+            let name = route.name.clone();
+            routes.push(validate_route(route, base).with_context(|| format!("route {name:?}"))?);
+        }
+        check_unique_routes(&routes)?;
+        let p = raw.policies;
+        if p.eval_timeout_ms == 0 {
+            bail!("policies.eval_timeout_ms must be greater than zero");
+        }
+        Ok(Config {
+            listen,
+            admin_listen,
+            policies: PolicyConfig {
+                dir: resolve(base, &p.dir),
+                entrypoint: p.entrypoint,
+                eval_timeout: Duration::from_millis(p.eval_timeout_ms),
+                reload_debounce: Duration::from_millis(p.reload_debounce_ms),
+                poll_interval: Duration::from_secs(p.poll_interval_seconds.max(1)),
+            },
+            identity: raw.identity.map(|i| validate_identity(i, base)).transpose()?,
+            routes,
+            trace: TraceConfig {
+                output: match raw.trace.output.as_str() {
+                    "stdout" => TraceOutput::Stdout,
+                    "off" => TraceOutput::Off,
+                    path => TraceOutput::File(resolve(base, Path::new(path))),
+                },
+                ring_size: raw.trace.ring_size,
+                include_body: raw.trace.include_body,
+                redact_fields: raw.trace.redact_fields.iter().map(|f| f.to_ascii_lowercase()).collect(),
+            },
+            server: ServerConfig {
+                header_read_timeout: Duration::from_millis(raw.server.header_read_timeout_ms),
+                shutdown_grace: Duration::from_millis(raw.server.shutdown_grace_ms),
+            },
+        })
+    }
+}
+
+fn parse_addr(field: &str, value: &str) -> Result<SocketAddr> {
+    value
+        .parse()
+        .with_context(|| format!("{field}: {value:?} is not an IP:port socket address"))
+}
+
+fn resolve(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}
+
+fn validate_identity(raw: RawIdentity, base: &Path) -> Result<IdentityConfig> {
+    if raw.keys_file.is_none() && raw.hs256_secret_file.is_none() {
+        bail!("identity: set keys_file or hs256_secret_file");
+    }
+    Ok(IdentityConfig {
+        header: parse_header_name("identity.header", &raw.header)?,
+        keys_file: raw.keys_file.map(|p| resolve(base, &p)),
+        hs256_secret_file: raw.hs256_secret_file.map(|p| resolve(base, &p)),
+        issuer: raw.issuer,
+        audience: raw.audience,
+        leeway: Duration::from_secs(raw.leeway_seconds),
+    })
+}
+
+fn parse_header_name(field: &str, value: &str) -> Result<http::HeaderName> {
+    http::HeaderName::from_bytes(value.as_bytes())
+        .with_context(|| format!("{field}: {value:?} is not a valid header name"))
+}
+
+fn validate_route(raw: RawRoute, base: &Path) -> Result<RouteConfig> {
+    let valid_name = !raw.name.is_empty()
+        && raw.name.len() <= 64
+        && raw.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if !valid_name {
+        bail!("name must be 1-64 characters of a-z, 0-9, '_' or '-' (it becomes a metric label)");
+    }
+    let upstream = parse_upstream(&raw.upstream)?;
+    let prefix = raw.prefix.as_deref().map(normalise_prefix).transpose()?;
+    let mut hosts: Vec<String> = raw.hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+    if prefix.is_none() && hosts.is_empty() {
+        hosts.push(upstream.authority.as_str().to_ascii_lowercase());
+    }
+    if raw.timeout_ms == 0 || raw.connect_timeout_ms == 0 {
+        bail!("timeout_ms and connect_timeout_ms must be greater than zero");
+    }
+    Ok(RouteConfig {
+        name: raw.name,
+        prefix,
+        hosts,
+        upstream,
+        ca_file: raw.ca_file.map(|p| resolve(base, &p)),
+        credential: raw.credential.map(|c| validate_credential(c, base)).transpose()?,
+        mode: match raw.mode {
+            RawMode::Enforce => Mode::Enforce,
+            RawMode::DryRun => Mode::DryRun,
+        },
+        timeout: Duration::from_millis(raw.timeout_ms),
+        connect_timeout: Duration::from_millis(raw.connect_timeout_ms),
+        max_body_bytes: raw.max_body_bytes,
+        require_user: raw.require_user,
+    })
+}
+
+fn parse_upstream(value: &str) -> Result<UpstreamTarget> {
+    let uri: Uri = value.parse().with_context(|| format!("upstream {value:?} is not a URL"))?;
+    let scheme = match uri.scheme_str() {
+        Some("http") => Scheme::HTTP,
+        Some("https") => Scheme::HTTPS,
+        _ => bail!("upstream {value:?} must start with http:// or https://"),
+    };
+    let Some(authority) = uri.authority().cloned() else {
+        bail!("upstream {value:?} has no host");
+    };
+    if uri.query().is_some() {
+        bail!("upstream {value:?} must not carry a query string");
+    }
+    Ok(UpstreamTarget {
+        scheme,
+        authority,
+        base_path: uri.path().trim_end_matches('/').to_string(),
+    })
+}
+
+fn normalise_prefix(prefix: &str) -> Result<String> {
+    if !prefix.starts_with('/') {
+        bail!("prefix {prefix:?} must start with '/'");
+    }
+    let trimmed = prefix.trim_end_matches('/');
+    if trimmed.is_empty() {
+        bail!("prefix {prefix:?} must name at least one path segment");
+    }
+    if trimmed.split('/').skip(1).any(|s| s.is_empty() || s == "." || s == "..") {
+        bail!("prefix {prefix:?} has an empty, '.' or '..' segment");
+    }
+    Ok(trimmed.to_string())
+}
+
+fn validate_credential(raw: RawCredential, base: &Path) -> Result<CredentialConfig> {
+    let source = match (raw.value_file, raw.value_env) {
+        (Some(file), None) => CredentialSource::File(resolve(base, &file)),
+        (None, Some(env)) => CredentialSource::Env(env),
+        _ => bail!("credential: set exactly one of value_file or value_env"),
+    };
+    Ok(CredentialConfig {
+        header: parse_header_name("credential.header", &raw.header)?,
+        source,
+        prefix: raw.prefix,
+    })
+}
+
+fn check_unique_routes(routes: &[RouteConfig]) -> Result<()> {
+    for (i, a) in routes.iter().enumerate() {
+        for b in &routes[i + 1..] {
+            if a.name == b.name {
+                bail!("route name {:?} is used twice", a.name);
+            }
+            if a.prefix.is_some() && a.prefix == b.prefix {
+                bail!("routes {:?} and {:?} share the prefix {:?}", a.name, b.name, a.prefix);
+            }
+            if let Some(host) = a.hosts.iter().find(|h| b.hosts.contains(h)) {
+                bail!("routes {:?} and {:?} share the host {host:?}", a.name, b.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,94 @@
+//! lastmile: a policy sidecar that stands between AI agents and the systems of record
+//! they act on. Every outbound request is checked against hot-reloaded Rego policies,
+//! then forwarded or refused; every decision is counted and traced.
+//!
+//! The library owns the whole server so tests drive the real start-up path; the binary
+//! only parses arguments and hands over a shutdown signal.
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod identity;
+pub mod metrics;
+pub mod pipeline;
+pub mod policy;
+pub mod refusal;
+pub mod route;
+pub mod server;
+pub mod signal;
+pub mod telemetry;
+pub mod trace;
+pub mod upstream;
+
+use anyhow::{Context, Result};
+use config::Config;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Binds the data and admin listeners, then serves until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
+    let data = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding the data listener on {}", config.listen))?;
+    let admin = TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("binding the admin listener on {}", config.admin_listen))?;
+    serve(config, data, admin, shutdown).await
+}
+
+/// Serves on already-bound listeners. Start-up fails, and nothing is served, when the
+/// policy bundle cannot be loaded: there is never a window without a policy.
+pub async fn serve(
+    config: Config,
+    data: TcpListener,
+    admin: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let metrics = metrics::Metrics::new()?;
+    let policy_config = config.policies.clone();
+    let policy_metrics = metrics.clone();
+    let policy = tokio::task::spawn_blocking(move || policy::PolicyStore::load(policy_config, policy_metrics))
+        .await?
+        .context("loading the policy bundle")?;
+    let policy = Arc::new(policy);
+    let traces = trace::TraceSink::start(&config.trace, metrics.clone()).await?;
+    let proxy = Arc::new(pipeline::Proxy::new(&config, policy.clone(), metrics.clone(), traces.clone())?);
+    let admin_state = Arc::new(admin::Admin { metrics, traces, policy: policy.clone(), ready: AtomicBool::new(false) });
+
+    let (stop, stopped) = watch::channel(false);
+    let mut reload_stopped = stopped.clone();
+    let reload = tokio::spawn(policy::reload::watch(policy, async move {
+        let _ = reload_stopped.wait_for(|s| *s).await;
+    }));
+    let data_addr = data.local_addr()?;
+    let admin_addr = admin.local_addr()?;
+    let data_server = tokio::spawn(server::serve(
+        data,
+        move |request| {
+            let proxy = proxy.clone();
+            async move { proxy.handle(request).await }
+        },
+        config.server.clone(),
+        stopped.clone(),
+    ));
+    let admin_handler = admin_state.clone();
+    let admin_server = tokio::spawn(server::serve(
+        admin,
+        move |request| std::future::ready(admin_handler.handle(&request)),
+        config.server.clone(),
+        stopped,
+    ));
+    admin_state.ready.store(true, Ordering::Relaxed);
+    tracing::info!(data_addr = %data_addr, admin_addr = %admin_addr, "lastmile ready");
+
+    shutdown.await;
+    tracing::info!("shutting down: draining open requests");
+    admin_state.ready.store(false, Ordering::Relaxed);
+    let _ = stop.send(true);
+    let _ = tokio::join!(data_server, admin_server, reload);
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! Prometheus metrics, in a registry owned by the process (never the global one, so
+//! tests can run several proxies side by side).
+//!
+//! Label values only ever come from config (route names) or fixed enums (outcomes,
+//! reload results): never from paths, users or policy text.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+const POLICY_BUCKETS: &[f64] = &[
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1,
+];
+
+/// Every metric lastmile exports.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub policy_duration: HistogramVec,
+    pub upstream_duration: HistogramVec,
+    pub policy_reloads: IntCounterVec,
+    pub policy_last_reload_successful: IntGauge,
+    pub policy_info: IntGaugeVec,
+    pub trace_dropped: IntCounter,
+}
+
+/// The per-route histograms, resolved once so the hot path skips the label lookup.
+#[derive(Clone)]
+pub struct RouteMetrics {
+    pub request_duration: Histogram,
+    pub policy_duration: Histogram,
+    pub upstream_duration: Histogram,
+}
+
+impl Metrics {
+    pub fn new() -> prometheus::Result<Metrics> {
+        let registry = Registry::new();
+        let histogram = |name: &str, help: &str, buckets: &[f64]| {
+            HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), &["route"])
+        };
+        let metrics = Metrics {
+            requests: IntCounterVec::new(
+                Opts::new("lastmile_requests_total", "Requests handled, by route and outcome."),
+                &["route", "outcome"],
+            )?,
+            request_duration: histogram(
+                "lastmile_request_duration_seconds",
+                "Time from receiving a request to sending the response head.",
+                LATENCY_BUCKETS,
+            )?,
+            policy_duration: histogram(
+                "lastmile_policy_evaluation_duration_seconds",
+                "Time to build the policy input and evaluate the policy.",
+                POLICY_BUCKETS,
+            )?,
+            upstream_duration: histogram(
+                "lastmile_upstream_duration_seconds",
+                "Time from sending a request upstream to receiving its response head.",
+                LATENCY_BUCKETS,
+            )?,
+            policy_reloads: IntCounterVec::new(
+                Opts::new("lastmile_policy_reloads_total", "Policy bundle loads, by result."),
+                &["result"],
+            )?,
+            policy_last_reload_successful: IntGauge::new(
+                "lastmile_policy_last_reload_successful",
+                "1 if the last policy reload attempt succeeded, else 0.",
+            )?,
+            policy_info: IntGaugeVec::new(
+                Opts::new("lastmile_policy_info", "The active policy bundle revision (value is always 1)."),
+                &["revision"],
+            )?,
+            trace_dropped: IntCounter::new(
+                "lastmile_trace_records_dropped_total",
+                "Decision trace records dropped because the trace writer fell behind.",
+            )?,
+            registry,
+        };
+        let build = IntGaugeVec::new(Opts::new("lastmile_build_info", "Build information."), &["version"])?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        metrics.registry.register(Box::new(build))?;
+        metrics.registry.register(Box::new(metrics.requests.clone()))?;
+        metrics.registry.register(Box::new(metrics.request_duration.clone()))?;
+        metrics.registry.register(Box::new(metrics.policy_duration.clone()))?;
+        metrics.registry.register(Box::new(metrics.upstream_duration.clone()))?;
+        metrics.registry.register(Box::new(metrics.policy_reloads.clone()))?;
+        metrics.registry.register(Box::new(metrics.policy_last_reload_successful.clone()))?;
+        metrics.registry.register(Box::new(metrics.policy_info.clone()))?;
+        metrics.registry.register(Box::new(metrics.trace_dropped.clone()))?;
+        Ok(metrics)
+    }
+
+    pub fn for_route(&self, route: &str) -> RouteMetrics {
+        RouteMetrics {
+            request_duration: self.request_duration.with_label_values(&[route]),
+            policy_duration: self.policy_duration.with_label_values(&[route]),
+            upstream_duration: self.upstream_duration.with_label_values(&[route]),
+        }
+    }
+
+    /// Records a reload attempt and, on success, the newly active revision.
+    pub fn record_reload(&self, result: Result<&str, ()>) {
+        match result {
+            Ok(revision) => {
+                self.policy_reloads.with_label_values(&["success"]).inc();
+                self.policy_last_reload_successful.set(1);
+                self.policy_info.reset();
+                self.policy_info.with_label_values(&[revision]).set(1);
+            }
+            Err(()) => {
+                self.policy_reloads.with_label_values(&["failure"]).inc();
+                self.policy_last_reload_successful.set(0);
+            }
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "encoding metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}

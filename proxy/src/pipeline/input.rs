@@ -1,0 +1,129 @@
+//! Building the policy input document (contract version [`INPUT_VERSION`]) directly as a
+//! regorus value: no JSON text round-trip on the hot path.
+
+use super::request::BodyView;
+use crate::identity::User;
+use http::{HeaderMap, HeaderName, Method};
+use regorus::Value;
+use std::collections::BTreeMap;
+
+/// The version of the input document; bumped on any incompatible change.
+pub const INPUT_VERSION: u64 = 1;
+
+/// Headers never shown to the policy: credentials and identity tokens.
+const HIDDEN_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+
+/// Everything the input is built from.
+pub struct InputParts<'a> {
+    pub route: &'a str,
+    pub mode: &'static str,
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub segments: Vec<String>,
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    /// Further headers to hide: the identity header and the route's credential header.
+    pub hidden: [Option<&'a HeaderName>; 2],
+    pub body: BodyView,
+    pub body_bytes: usize,
+    pub user: Option<&'a User>,
+    pub now_ns: u128,
+}
+
+fn obj(entries: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
+    Value::from(entries.into_iter().map(|(k, v)| (Value::from(k), v)).collect::<BTreeMap<_, _>>())
+}
+
+/// The input document.
+pub fn build(parts: InputParts<'_>) -> Value {
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map_or(Value::Null, Value::from);
+    let body = match parts.body {
+        BodyView::Json(value) => value,
+        BodyView::Empty | BodyView::Opaque => Value::Null,
+    };
+    let request = obj([
+        ("method", Value::from(parts.method.as_str())),
+        ("path", Value::from(parts.path)),
+        ("segments", Value::from(parts.segments.into_iter().map(Value::from).collect::<Vec<_>>())),
+        ("query", query(parts.query)),
+        ("headers", headers(parts.headers, parts.hidden)),
+        ("content_type", content_type),
+        ("body", body),
+        ("body_bytes", Value::from(parts.body_bytes)),
+    ]);
+    obj([
+        ("version", Value::from(INPUT_VERSION)),
+        ("route", Value::from(parts.route)),
+        ("mode", Value::from(parts.mode)),
+        ("request", request),
+        ("user", parts.user.map_or(Value::Null, |u| u.claims.clone())),
+        ("approval", Value::Null),
+        ("now_ns", Value::from(parts.now_ns)),
+    ])
+}
+
+/// `?a=1&a=2&b=x` → `{"a": ["1", "2"], "b": ["x"]}`.
+fn query(raw: Option<&str>) -> Value {
+    let mut map: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        map.entry(k.into_owned()).or_default().push(Value::from(v.into_owned()));
+    }
+    Value::from(map.into_iter().map(|(k, v)| (Value::from(k), Value::from(v))).collect::<BTreeMap<_, _>>())
+}
+
+/// Lower-case names; repeated headers joined with `, `; credentials left out.
+fn headers(headers: &HeaderMap, hidden: [Option<&HeaderName>; 2]) -> Value {
+    let mut map: BTreeMap<Value, Value> = BTreeMap::new();
+    for name in headers.keys() {
+        if HIDDEN_HEADERS.contains(&name.as_str()) || hidden.contains(&Some(name)) {
+            continue;
+        }
+        let values: Vec<&str> = headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+        if !values.is_empty() {
+            map.insert(Value::from(name.as_str()), Value::from(values.join(", ")));
+        }
+    }
+    Value::from(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_the_documented_shape_without_credentials() {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", "application/json".parse().unwrap_or(http::HeaderValue::from_static("")));
+        headers.insert("authorization", http::HeaderValue::from_static("Bearer agent"));
+        headers.insert("x-lastmile-user", http::HeaderValue::from_static("jwt"));
+        headers.append("x-tag", http::HeaderValue::from_static("a"));
+        headers.append("x-tag", http::HeaderValue::from_static("b"));
+        let identity = HeaderName::from_static("x-lastmile-user");
+        let input = build(InputParts {
+            route: "crm",
+            mode: "enforce",
+            method: &Method::POST,
+            path: "/v1/invoices",
+            segments: vec!["v1".into(), "invoices".into()],
+            query: Some("a=1&a=2&b=x%20y"),
+            headers: &headers,
+            hidden: [Some(&identity), None],
+            body: BodyView::Json(Value::from(7u64)),
+            body_bytes: 1,
+            user: None,
+            now_ns: 5,
+        });
+        assert_eq!(input["version"], Value::from(INPUT_VERSION));
+        assert_eq!(input["request"]["query"]["a"][1], Value::from("2"));
+        assert_eq!(input["request"]["query"]["b"][0], Value::from("x y"));
+        assert_eq!(input["request"]["headers"]["x-tag"], Value::from("a, b"));
+        assert_eq!(input["request"]["headers"]["authorization"], Value::Undefined);
+        assert_eq!(input["request"]["headers"]["x-lastmile-user"], Value::Undefined);
+        assert_eq!(input["request"]["body"], Value::from(7u64));
+        assert_eq!(input["user"], Value::Null);
+    }
+}

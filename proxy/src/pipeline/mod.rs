@@ -1,0 +1,307 @@
+//! The request pipeline, read top to bottom as phases:
+//! parse → route → identify → read body → build input → decide → enforce → forward →
+//! respond → record.
+//!
+//! Each phase returns either the value the next phase needs or a [`Refusal`]; every
+//! refusal and every forwarded response is recorded (metrics and trace) in one place.
+
+pub mod forward;
+pub mod input;
+pub mod request;
+
+use crate::config::{Config, Mode, RouteConfig};
+use crate::identity::Verifier;
+use crate::metrics::{Metrics, RouteMetrics};
+use crate::policy::decision::{self, Decision, Verdict};
+use crate::policy::PolicyStore;
+use crate::refusal::Refusal;
+use crate::route::RouteTable;
+use crate::trace::context::TraceContext;
+use crate::trace::record::{millis, DecisionTrace, ErrorTrace, Latency, TraceRecord, UpstreamTrace};
+use crate::trace::{redact, TraceSink};
+use crate::upstream::{self, credential::Credential, headers::strip_hop_by_hop, UpstreamClient, UpstreamFailure};
+use anyhow::Result;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::Incoming;
+use request::BodyView;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+/// The body type of every response lastmile sends.
+pub type ResponseBody = BoxBody<Bytes, hyper::Error>;
+
+/// Response header naming what lastmile did with the request.
+pub const DECISION_HEADER: &str = "lastmile-decision";
+/// Response header carrying the trace id, for looking the request up later.
+pub const TRACE_HEADER: &str = "lastmile-trace-id";
+
+/// A configured route with its ready objects.
+struct Route {
+    config: RouteConfig,
+    client: UpstreamClient,
+    credential: Option<Credential>,
+    metrics: RouteMetrics,
+}
+
+/// The proxy: everything a request needs, shared by all connections.
+pub struct Proxy {
+    routes: Vec<Route>,
+    table: RouteTable,
+    policy: Arc<PolicyStore>,
+    identity: Option<Verifier>,
+    metrics: Metrics,
+    traces: TraceSink,
+    include_body: bool,
+    redact_fields: Vec<String>,
+}
+
+/// A request that went upstream, and how lastmile classified it.
+struct Forwarded {
+    response: Response<Incoming>,
+    outcome: &'static str,
+}
+
+impl Proxy {
+    pub fn new(config: &Config, policy: Arc<PolicyStore>, metrics: Metrics, traces: TraceSink) -> Result<Proxy> {
+        let routes = config
+            .routes
+            .iter()
+            .map(|r| {
+                Ok(Route {
+                    client: upstream::client(r)?,
+                    credential: r.credential.as_ref().map(Credential::new),
+                    metrics: metrics.for_route(&r.name),
+                    config: r.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let table = RouteTable::new(config.routes.iter().map(|r| (r.prefix.as_deref(), r.hosts.as_slice())));
+        let identity = config.identity.as_ref().map(Verifier::new).transpose()?;
+        Ok(Proxy {
+            routes,
+            table,
+            policy,
+            identity,
+            metrics,
+            traces,
+            include_body: config.trace.include_body,
+            redact_fields: config.trace.redact_fields.clone(),
+        })
+    }
+
+    /// Handles one agent request; never fails: every problem becomes a refusal.
+    pub async fn handle(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+        let started = Instant::now();
+        let trace = TraceContext::from_headers(request.headers());
+        let mut record = TraceRecord {
+            trace_id: trace.trace_id.clone(),
+            span_id: trace.span_id.clone(),
+            time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+            route: None,
+            mode: None,
+            user: None,
+            method: request.method().to_string(),
+            path: request.uri().path().to_string(),
+            outcome: "",
+            status: 0,
+            decision: None,
+            policy_revision: None,
+            error: None,
+            upstream: None,
+            latency_ms: Latency::default(),
+            request_body: None,
+        };
+        let (mut response, outcome) = match self.process(request, &trace, &mut record).await {
+            Ok(forwarded) => (respond(forwarded.response), forwarded.outcome),
+            Err(refusal) => {
+                record.error.get_or_insert_with(|| ErrorTrace { code: refusal.code(), message: refusal.to_string() });
+                (refuse(&refusal, &trace.trace_id, record.policy_revision.as_deref()), refusal.code())
+            }
+        };
+        let headers = response.headers_mut();
+        headers.insert(DECISION_HEADER, HeaderValue::from_static(outcome));
+        if let Ok(id) = HeaderValue::from_str(&trace.trace_id) {
+            headers.insert(TRACE_HEADER, id);
+        }
+        self.record(record, outcome, response.status().as_u16(), started);
+        response
+    }
+
+    async fn process(
+        &self,
+        request: Request<Incoming>,
+        trace: &TraceContext,
+        record: &mut TraceRecord,
+    ) -> Result<Forwarded, Refusal> {
+        if request.method() == Method::CONNECT {
+            return Err(Refusal::Connect);
+        }
+        let (parts, body) = request.into_parts();
+        let matched = self.table.find(&parts.uri).ok_or(Refusal::NoRoute)?;
+        let route = self.routes.get(matched.index).ok_or(Refusal::NoRoute)?;
+        record.route = Some(route.config.name.clone());
+        record.mode = Some(route.config.mode.as_str());
+        let segments = request::path_segments(matched.path)?;
+
+        let user = match &self.identity {
+            Some(verifier) => verifier.identify(&parts.headers).map_err(Refusal::Unauthenticated)?,
+            None => None,
+        };
+        record.user = user.as_ref().and_then(|u| u.sub.clone());
+        if route.config.require_user && user.is_none() {
+            return Err(Refusal::UserRequired);
+        }
+
+        let body = request::read_body(&parts.headers, body, route.config.max_body_bytes).await?;
+        let view = request::view_body(&parts.headers, &body)?;
+        if self.include_body {
+            record.request_body = self.redacted_body(&view);
+        }
+
+        let policy = self.policy.current();
+        record.policy_revision = Some(policy.revision().to_string());
+        let decided_at = Instant::now();
+        let input = input::build(input::InputParts {
+            route: &route.config.name,
+            mode: route.config.mode.as_str(),
+            method: &parts.method,
+            path: matched.path,
+            segments,
+            query: parts.uri.query(),
+            headers: &parts.headers,
+            hidden: [self.identity.as_ref().map(Verifier::header), route.credential.as_ref().map(Credential::header)],
+            body: view,
+            body_bytes: body.len(),
+            user: user.as_ref(),
+            now_ns: SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+        });
+        let decision = policy
+            .evaluate(input)
+            .map_err(|e| format!("evaluation failed: {e}"))
+            .and_then(|value| decision::parse(&value).map_err(|e| e.to_string()));
+        let policy_time = decided_at.elapsed();
+        route.metrics.policy_duration.observe(policy_time.as_secs_f64());
+        record.latency_ms.policy = Some(millis(policy_time));
+        let (decision, outcome) = enforce(route.config.mode, decision, record)?;
+
+        let outbound = forward::Outbound {
+            method: parts.method,
+            path: matched.path,
+            query: parts.uri.query(),
+            headers: parts.headers,
+            body,
+        };
+        let upstream_request = forward::build(
+            &route.config.upstream,
+            outbound,
+            self.identity.as_ref().map(Verifier::header),
+            route.credential.as_ref(),
+            decision.as_ref(),
+            trace,
+        )?;
+        let sent_at = Instant::now();
+        let result = upstream::send(&route.client, upstream_request, route.config.timeout).await;
+        let upstream_time = sent_at.elapsed();
+        route.metrics.upstream_duration.observe(upstream_time.as_secs_f64());
+        record.upstream = Some(UpstreamTrace {
+            status: result.as_ref().ok().map(|r| r.status().as_u16()),
+            latency_ms: millis(upstream_time),
+        });
+        match result {
+            Ok(response) => Ok(Forwarded { response, outcome }),
+            Err(UpstreamFailure::Unreachable) => Err(Refusal::UpstreamUnreachable),
+            Err(UpstreamFailure::Timeout) => Err(Refusal::UpstreamTimeout),
+            Err(UpstreamFailure::Broken) => Err(Refusal::UpstreamFailed),
+        }
+    }
+
+    fn redacted_body(&self, view: &BodyView) -> Option<serde_json::Value> {
+        let BodyView::Json(value) = view else { return None };
+        let mut json = serde_json::to_value(value).ok()?;
+        redact::redact(&mut json, &self.redact_fields);
+        Some(json)
+    }
+
+    fn record(&self, mut record: TraceRecord, outcome: &'static str, status: u16, started: Instant) {
+        let elapsed = started.elapsed();
+        let route = record.route.as_deref().unwrap_or("none");
+        self.metrics.requests.with_label_values(&[route, outcome]).inc();
+        match self.routes.iter().find(|r| Some(&r.config.name) == record.route.as_ref()) {
+            Some(r) => r.metrics.request_duration.observe(elapsed.as_secs_f64()),
+            None => self.metrics.request_duration.with_label_values(&["none"]).observe(elapsed.as_secs_f64()),
+        }
+        record.outcome = outcome;
+        record.status = status;
+        record.latency_ms.total = millis(elapsed);
+        self.traces.emit(&record);
+    }
+}
+
+/// Applies precedence and the route's mode to the policy's result. In dry-run mode
+/// every verdict is recorded and the request goes on; in enforce mode only an
+/// unambiguous allow does.
+fn enforce(
+    mode: Mode,
+    decision: Result<Decision, String>,
+    record: &mut TraceRecord,
+) -> Result<(Option<Decision>, &'static str), Refusal> {
+    let decision = match decision {
+        Ok(decision) => decision,
+        Err(detail) => {
+            record.error = Some(ErrorTrace { code: "policy_error", message: detail });
+            return match mode {
+                Mode::Enforce => Err(Refusal::PolicyError),
+                Mode::DryRun => Ok((None, "dry_run_policy_error")),
+            };
+        }
+    };
+    let verdict = decision.verdict();
+    record.decision = Some(DecisionTrace {
+        verdict: match verdict {
+            Verdict::Deny => "deny",
+            Verdict::Approval => "approval",
+            Verdict::Allow => "allow",
+        },
+        deny: decision.deny.clone(),
+        approval: decision.approval.clone(),
+        dedup: decision.dedup.is_some(),
+        obligations: decision
+            .add_headers
+            .iter()
+            .map(|(name, _)| format!("header:{name}"))
+            .chain(decision.add_query.iter().map(|(name, _)| format!("query:{name}")))
+            .collect(),
+    });
+    match (verdict, mode) {
+        (Verdict::Allow, _) => Ok((Some(decision), "allowed")),
+        (Verdict::Deny, Mode::Enforce) => Err(Refusal::Denied(decision.deny)),
+        // Approvals are not available yet: fail closed rather than forward.
+        (Verdict::Approval, Mode::Enforce) => Err(Refusal::ApprovalUnavailable(decision.approval)),
+        (Verdict::Deny, Mode::DryRun) => Ok((Some(decision), "dry_run_denied")),
+        (Verdict::Approval, Mode::DryRun) => Ok((Some(decision), "dry_run_approval")),
+    }
+}
+
+/// The upstream's response as it came, minus hop-by-hop headers.
+fn respond(response: Response<Incoming>) -> Response<ResponseBody> {
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, body.boxed())
+}
+
+/// A refusal lastmile makes itself.
+fn refuse(refusal: &Refusal, trace_id: &str, policy_revision: Option<&str>) -> Response<ResponseBody> {
+    json_response(refusal.status(), refusal.body(trace_id, policy_revision))
+}
+
+/// A JSON response with a complete body.
+pub fn json_response(status: http::StatusCode, body: String) -> Response<ResponseBody> {
+    let mut response = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

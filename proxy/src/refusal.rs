@@ -1,0 +1,123 @@
+//! Every refusal lastmile makes itself, mapped to a status and a machine-readable body
+//! in one place.
+//!
+//! Body: `{"error": {"code", "message", "reasons", "trace_id", "policy_revision"}}`, plus
+//! `"outcome": "unknown"` when the request may have taken effect upstream.
+
+use crate::identity::IdentityError;
+use crate::policy::decision::Reason;
+use http::StatusCode;
+use serde::Serialize;
+
+/// Why lastmile answered a request itself instead of forwarding it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Refusal {
+    #[error("no route matches this request")]
+    NoRoute,
+    #[error("CONNECT tunnels cannot be inspected and are refused")]
+    Connect,
+    #[error("{0}")]
+    BadPath(&'static str),
+    #[error("{0}")]
+    Unauthenticated(IdentityError),
+    #[error("this route requires an acting user token")]
+    UserRequired,
+    #[error("the request body exceeds this route's limit of {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("the request body could not be read")]
+    BodyUnreadable,
+    #[error("the request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("denied by policy")]
+    Denied(Vec<Reason>),
+    #[error("the policy requires human approval, and approvals are not enabled on this proxy")]
+    ApprovalUnavailable(Vec<Reason>),
+    #[error("the policy did not produce a valid decision")]
+    PolicyError,
+    #[error("the route's upstream credential is unavailable")]
+    CredentialUnavailable,
+    #[error("the upstream could not be reached; the request was not sent")]
+    UpstreamUnreachable,
+    #[error("the upstream did not answer in time; the outcome is unknown")]
+    UpstreamTimeout,
+    #[error("the upstream connection failed after the request was sent; the outcome is unknown")]
+    UpstreamFailed,
+}
+
+impl Refusal {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Refusal::NoRoute => StatusCode::NOT_FOUND,
+            Refusal::Connect => StatusCode::METHOD_NOT_ALLOWED,
+            Refusal::BadPath(_) | Refusal::BodyUnreadable | Refusal::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            Refusal::Unauthenticated(_) | Refusal::UserRequired => StatusCode::UNAUTHORIZED,
+            Refusal::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::Denied(_) | Refusal::ApprovalUnavailable(_) | Refusal::PolicyError => StatusCode::FORBIDDEN,
+            Refusal::CredentialUnavailable => StatusCode::INTERNAL_SERVER_ERROR,
+            Refusal::UpstreamUnreachable | Refusal::UpstreamFailed => StatusCode::BAD_GATEWAY,
+            Refusal::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The stable machine-readable code; also the `outcome` label and trace field.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::NoRoute => "no_route",
+            Refusal::Connect => "connect_refused",
+            Refusal::BadPath(_) => "bad_path",
+            Refusal::Unauthenticated(_) => "unauthenticated",
+            Refusal::UserRequired => "user_required",
+            Refusal::BodyTooLarge(_) => "body_too_large",
+            Refusal::BodyUnreadable => "body_unreadable",
+            Refusal::InvalidJson(_) => "invalid_json",
+            Refusal::Denied(_) => "denied",
+            Refusal::ApprovalUnavailable(_) => "approval_unavailable",
+            Refusal::PolicyError => "policy_error",
+            Refusal::CredentialUnavailable => "credential_unavailable",
+            Refusal::UpstreamUnreachable => "upstream_unreachable",
+            Refusal::UpstreamTimeout => "upstream_timeout",
+            Refusal::UpstreamFailed => "upstream_failed",
+        }
+    }
+
+    fn reasons(&self) -> &[Reason] {
+        match self {
+            Refusal::Denied(reasons) | Refusal::ApprovalUnavailable(reasons) => reasons,
+            _ => &[],
+        }
+    }
+
+    /// Whether the request may have taken effect upstream.
+    fn outcome_unknown(&self) -> bool {
+        matches!(self, Refusal::UpstreamTimeout | Refusal::UpstreamFailed)
+    }
+
+    /// The JSON refusal body.
+    pub fn body(&self, trace_id: &str, policy_revision: Option<&str>) -> String {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            error: Inner<'a>,
+        }
+        #[derive(Serialize)]
+        struct Inner<'a> {
+            code: &'static str,
+            message: String,
+            reasons: &'a [Reason],
+            trace_id: &'a str,
+            policy_revision: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            outcome: Option<&'static str>,
+        }
+        let body = Body {
+            error: Inner {
+                code: self.code(),
+                message: self.to_string(),
+                reasons: self.reasons(),
+                trace_id,
+                policy_revision,
+                outcome: self.outcome_unknown().then_some("unknown"),
+            },
+        };
+        serde_json::to_string(&body).unwrap_or_else(|_| format!("{{\"error\":{{\"code\":\"{}\"}}}}", self.code()))
+    }
+}

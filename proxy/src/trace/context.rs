@@ -1,0 +1,98 @@
+//! W3C Trace Context (`traceparent`): lastmile keeps the caller's trace id, and sends
+//! its own span id upstream as the new parent. An invalid header is ignored and a new
+//! trace is started; it is never forwarded as it came.
+
+use http::{HeaderMap, HeaderValue};
+
+/// The trace this request belongs to and lastmile's own span within it.
+#[derive(Debug, Clone)]
+pub struct TraceContext {
+    pub trace_id: String,
+    pub span_id: String,
+    flags: String,
+}
+
+impl TraceContext {
+    /// Continues the caller's trace when its `traceparent` is valid, else starts one.
+    pub fn from_headers(headers: &HeaderMap) -> TraceContext {
+        let inbound = headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_traceparent);
+        let span_id = random_hex::<8>();
+        match inbound {
+            Some((trace_id, flags)) => TraceContext { trace_id, span_id, flags },
+            None => TraceContext { trace_id: random_hex::<16>(), span_id, flags: "01".into() },
+        }
+    }
+
+    /// The `traceparent` to send upstream.
+    pub fn traceparent(&self) -> Option<HeaderValue> {
+        HeaderValue::from_str(&format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags)).ok()
+    }
+}
+
+/// Returns the trace id and flags of a valid version-00-compatible traceparent.
+fn parse_traceparent(value: &str) -> Option<(String, String)> {
+    let mut parts = value.trim().split('-');
+    let (version, trace_id, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let lower_hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let valid = lower_hex(version, 2)
+        && version != "ff"
+        && (version != "00" || parts.next().is_none())
+        && lower_hex(trace_id, 32)
+        && lower_hex(parent, 16)
+        && lower_hex(flags, 2)
+        && trace_id.bytes().any(|b| b != b'0')
+        && parent.bytes().any(|b| b != b'0');
+    valid.then(|| (trace_id.to_string(), flags.to_string()))
+}
+
+fn random_hex<const N: usize>() -> String {
+    let mut bytes = [0u8; N];
+    if getrandom::fill(&mut bytes).is_err() || bytes.iter().all(|b| *b == 0) {
+        // Trace ids only need to be unique, not secret: fall back to the clock.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(1);
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = (nanos >> ((i % 16) * 8)) as u8 | 1;
+        }
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(value: &str) -> TraceContext {
+        let mut h = HeaderMap::new();
+        h.insert("traceparent", HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("x")));
+        TraceContext::from_headers(&h)
+    }
+
+    #[test]
+    fn keeps_a_valid_trace_id_with_a_new_span() {
+        let c = ctx("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        assert_eq!(c.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(c.span_id, "00f067aa0ba902b7");
+        assert_eq!(c.span_id.len(), 16);
+    }
+
+    #[test]
+    fn replaces_invalid_trace_ids() {
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "garbage",
+        ] {
+            let c = ctx(bad);
+            assert_eq!(c.trace_id.len(), 32);
+            assert!(!bad.contains(&c.trace_id), "{bad}");
+        }
+    }
+}

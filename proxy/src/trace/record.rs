@@ -1,0 +1,65 @@
+//! The shape of one decision trace line (documented in the README).
+
+use crate::policy::decision::Reason;
+use serde::Serialize;
+
+/// One request, from arrival to response head.
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceRecord {
+    pub trace_id: String,
+    pub span_id: String,
+    /// RFC 3339 time the request arrived.
+    pub time: String,
+    pub route: Option<String>,
+    pub mode: Option<&'static str>,
+    /// The acting user's `sub`, when a verified token named one.
+    pub user: Option<String>,
+    pub method: String,
+    /// The request path as received, without the query (queries can carry secrets).
+    pub path: String,
+    /// What lastmile did (`allowed`, `denied`, `dry_run_denied`, a refusal code, ...).
+    pub outcome: &'static str,
+    /// The status sent to the agent.
+    pub status: u16,
+    pub decision: Option<DecisionTrace>,
+    pub policy_revision: Option<String>,
+    pub error: Option<ErrorTrace>,
+    pub upstream: Option<UpstreamTrace>,
+    pub latency_ms: Latency,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<serde_json::Value>,
+}
+
+/// The policy's decision as parsed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DecisionTrace {
+    pub verdict: &'static str,
+    pub deny: Vec<Reason>,
+    pub approval: Vec<Reason>,
+    pub dedup: bool,
+    pub obligations: Vec<String>,
+}
+
+/// A refusal lastmile made itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorTrace {
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UpstreamTrace {
+    pub status: Option<u16>,
+    pub latency_ms: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Latency {
+    pub total: f64,
+    pub policy: Option<f64>,
+}
+
+/// Milliseconds, with microsecond resolution, for trace fields.
+pub fn millis(d: std::time::Duration) -> f64 {
+    (d.as_micros() as f64) / 1000.0
+}
