@@ -1,0 +1,159 @@
+//! The proxy's config file, generated per test: listeners on port 0, the policy
+//! directory, identity verification, routes and a trace file.
+
+use super::jwt;
+use anyhow::Result;
+use std::fmt::Write as _;
+
+/// The trace file, relative to the config file.
+pub const TRACE_FILE: &str = "trace.jsonl";
+
+/// One route of the generated config.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub name: &'static str,
+    pub prefix: Option<&'static str>,
+    pub hosts: Vec<String>,
+    pub upstream: String,
+    pub dry_run: bool,
+    pub require_user: bool,
+    pub credential: bool,
+    pub timeout_ms: Option<u64>,
+    pub max_body_bytes: Option<usize>,
+}
+
+impl RouteSpec {
+    /// An enforcing route at `prefix` that injects the test credential.
+    pub fn new(name: &'static str, prefix: &'static str, upstream: impl Into<String>) -> RouteSpec {
+        RouteSpec {
+            name,
+            prefix: Some(prefix),
+            hosts: Vec::new(),
+            upstream: upstream.into(),
+            dry_run: false,
+            require_user: false,
+            credential: true,
+            timeout_ms: None,
+            max_body_bytes: None,
+        }
+    }
+
+    pub fn dry_run(mut self) -> Self {
+        self.dry_run = true;
+        self
+    }
+
+    pub fn require_user(mut self) -> Self {
+        self.require_user = true;
+        self
+    }
+
+    pub fn timeout_ms(mut self, ms: u64) -> Self {
+        self.timeout_ms = Some(ms);
+        self
+    }
+
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = Some(bytes);
+        self
+    }
+
+    /// Matched by host for absolute-form requests, with no path prefix.
+    pub fn by_host(mut self, host: &str) -> Self {
+        self.prefix = None;
+        self.hosts.push(host.to_string());
+        self
+    }
+
+    fn yaml(&self, out: &mut String) -> std::fmt::Result {
+        writeln!(out, "  - name: {}", q(self.name))?;
+        if let Some(prefix) = self.prefix {
+            writeln!(out, "    prefix: {}", q(prefix))?;
+        }
+        if !self.hosts.is_empty() {
+            let hosts: Vec<String> = self.hosts.iter().map(|h| q(h)).collect();
+            writeln!(out, "    hosts: [{}]", hosts.join(", "))?;
+        }
+        writeln!(out, "    upstream: {}", q(&self.upstream))?;
+        writeln!(
+            out,
+            "    mode: {}",
+            if self.dry_run { "dry-run" } else { "enforce" }
+        )?;
+        writeln!(out, "    require_user: {}", self.require_user)?;
+        if self.credential {
+            writeln!(
+                out,
+                "    credential: {{header: authorization, value_file: secrets/upstream-token, prefix: \"Bearer \"}}"
+            )?;
+        }
+        if let Some(ms) = self.timeout_ms {
+            writeln!(out, "    timeout_ms: {ms}")?;
+        }
+        if let Some(bytes) = self.max_body_bytes {
+            writeln!(out, "    max_body_bytes: {bytes}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A YAML double-quoted scalar (JSON string syntax is valid YAML).
+fn q(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
+
+/// The whole generated config.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub routes: Vec<RouteSpec>,
+    /// Verify `x-lastmile-user` tokens (HS256, issuer and audience checked).
+    pub identity: bool,
+    /// `trace.include_body`.
+    pub include_body: bool,
+}
+
+impl Setup {
+    pub fn new(routes: Vec<RouteSpec>) -> Setup {
+        Setup {
+            routes,
+            identity: true,
+            include_body: false,
+        }
+    }
+
+    pub fn include_body(mut self) -> Self {
+        self.include_body = true;
+        self
+    }
+
+    pub fn yaml(&self) -> Result<String> {
+        let mut y = String::new();
+        writeln!(y, "listen: \"127.0.0.1:0\"")?;
+        writeln!(y, "admin_listen: \"127.0.0.1:0\"")?;
+        // The poll interval keeps its 30 s default: reload tests prove the watcher.
+        writeln!(y, "policies:\n  dir: policies\n  reload_debounce_ms: 100")?;
+        if self.identity {
+            writeln!(
+                y,
+                "identity:\n  header: x-lastmile-user\n  hs256_secret_file: secrets/identity-hs256"
+            )?;
+            writeln!(
+                y,
+                "  issuer: {}\n  audience: {}",
+                q(jwt::ISSUER),
+                q(jwt::AUDIENCE)
+            )?;
+        }
+        writeln!(y, "routes:")?;
+        for route in &self.routes {
+            route.yaml(&mut y)?;
+        }
+        writeln!(
+            y,
+            "trace:\n  output: {}\n  include_body: {}",
+            q(TRACE_FILE),
+            self.include_body
+        )?;
+        Ok(y)
+    }
+}

@@ -1,0 +1,114 @@
+//! Identity tokens: HS256 tokens signed with the proxy's configured secret, and the
+//! kinds of bad token an agent (or attacker) might present.
+
+use anyhow::Result;
+use jsonwebtoken::{encode, EncodingKey, Header};
+use serde_json::{json, Value};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The HS256 secret written to the proxy's `identity.hs256_secret_file` (>= 32 bytes).
+pub const SECRET: &str = "e2e-identity-hs256-secret-0123456789abcdef";
+pub const ISSUER: &str = "https://idp.e2e.lastmile";
+pub const AUDIENCE: &str = "lastmile";
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Valid claims for `sub` with an OAuth-style space-separated `scope`, acting for the
+/// `acme` account.
+pub fn claims(sub: &str, scope: &str) -> Value {
+    let now = now();
+    json!({
+        "sub": sub,
+        "scope": scope,
+        "account": "acme",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + 600,
+    })
+}
+
+pub fn sign(claims: &Value, secret: &str) -> Result<String> {
+    Ok(encode(
+        &Header::default(),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )?)
+}
+
+/// A valid token.
+pub fn token(sub: &str, scope: &str) -> Result<String> {
+    sign(&claims(sub, scope), SECRET)
+}
+
+/// Well formed and correctly signed, but expired an hour ago (far past the leeway).
+pub fn expired_token(sub: &str) -> Result<String> {
+    let mut claims = claims(sub, "crm.read crm.write");
+    claims["iat"] = json!(now() - 7200);
+    claims["exp"] = json!(now() - 3600);
+    sign(&claims, SECRET)
+}
+
+/// Correctly signed, but from an issuer the proxy does not trust.
+pub fn wrong_issuer_token(sub: &str) -> Result<String> {
+    let mut claims = claims(sub, "crm.read crm.write");
+    claims["iss"] = json!("https://idp.evil.example");
+    sign(&claims, SECRET)
+}
+
+/// Valid claims signed with a different secret.
+pub fn wrong_signature_token(sub: &str) -> Result<String> {
+    sign(
+        &claims(sub, "crm.read crm.write"),
+        "not-the-proxy-secret-but-just-as-long-0123",
+    )
+}
+
+/// An unsigned token (`alg: none`, empty signature), built by hand since no sane JWT
+/// library will produce one.
+pub fn alg_none_token(sub: &str) -> String {
+    let header = json!({"alg": "none", "typ": "JWT"}).to_string();
+    let claims = claims(sub, "crm.read crm.write").to_string();
+    format!(
+        "{}.{}.",
+        base64url(header.as_bytes()),
+        base64url(claims.as_bytes())
+    )
+}
+
+/// Base64url without padding (RFC 7515 §2).
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+#[test]
+fn base64url_matches_rfc_4648_vectors() {
+    let vectors: [(&[u8], &str); 8] = [
+        (b"", ""),
+        (b"f", "Zg"),
+        (b"fo", "Zm8"),
+        (b"foo", "Zm9v"),
+        (b"foob", "Zm9vYg"),
+        (b"fooba", "Zm9vYmE"),
+        (b"foobar", "Zm9vYmFy"),
+        (&[0xfb, 0xff], "-_8"),
+    ];
+    for (input, encoded) in vectors {
+        assert_eq!(base64url(input), encoded);
+    }
+}

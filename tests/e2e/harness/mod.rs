@@ -1,0 +1,88 @@
+//! What every test needs: a recording upstream, the proxy as a child process, an HTTP
+//! client, signed identity tokens, a metrics parser, and the test policies.
+
+pub mod client;
+pub mod config;
+pub mod jwt;
+pub mod metrics;
+pub mod policies;
+pub mod proxy;
+pub mod upstream;
+
+pub use client::Reply;
+pub use config::{RouteSpec, Setup};
+pub use proxy::{Proxy, Workspace};
+pub use upstream::{Behaviour, Upstream};
+
+use anyhow::{bail, ensure, Result};
+use std::future::Future;
+use std::time::Duration;
+use tokio::time::{sleep, Instant};
+
+/// The credential the proxy injects upstream (the file holds it with a trailing newline).
+pub const UPSTREAM_TOKEN: &str = "e2e-upstream-credential-7f3a9c51";
+
+/// A valid inbound W3C traceparent.
+pub const INBOUND_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+pub const INBOUND_PARENT_ID: &str = "00f067aa0ba902b7";
+
+/// Polls `check` every `every` until it yields a value, failing after `limit`.
+pub async fn eventually<T, F, Fut>(
+    what: &str,
+    limit: Duration,
+    every: Duration,
+    mut check: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {limit:?} waiting for {what}");
+        }
+        sleep(every).await;
+    }
+}
+
+/// Asserts a refusal lastmile made itself: status, JSON body with the code, and the
+/// decision and trace headers agreeing with the body.
+pub fn assert_refusal(reply: &Reply, status: u16, code: &str) -> Result<serde_json::Value> {
+    ensure!(
+        reply.status == status,
+        "expected status {status} ({code}), got {}: {}",
+        reply.status,
+        reply.text()
+    );
+    ensure!(
+        reply.header("content-type").as_deref() == Some("application/json"),
+        "refusal content-type: {:?}",
+        reply.header("content-type")
+    );
+    let body = reply.json()?;
+    let error = &body["error"];
+    ensure!(error["code"] == code, "expected code {code}, body: {body}");
+    ensure!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "no message: {body}"
+    );
+    ensure!(
+        error["reasons"].is_array(),
+        "reasons must be an array: {body}"
+    );
+    ensure!(
+        reply.header("lastmile-decision").as_deref() == Some(code),
+        "lastmile-decision header: {:?}",
+        reply.header("lastmile-decision")
+    );
+    let trace_id = reply.header("lastmile-trace-id");
+    ensure!(
+        trace_id.is_some() && error["trace_id"].as_str() == trace_id.as_deref(),
+        "trace id header {trace_id:?} vs body {body}"
+    );
+    Ok(body)
+}

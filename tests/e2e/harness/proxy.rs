@@ -1,0 +1,296 @@
+//! The proxy under test: the real binary, started with a config, policy directory and
+//! secrets written into a fresh temporary directory, on ports the OS picks.
+
+use super::client::{self, HttpClient, Reply};
+use super::config::{Setup, TRACE_FILE};
+use super::metrics::Metrics;
+use super::{eventually, jwt, policies, UPSTREAM_TOKEN};
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::Full;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_lastmile-e2e");
+const READY_LIMIT: Duration = Duration::from_secs(20);
+
+/// A temporary directory holding secrets, a policy directory and, once started, the
+/// config and trace file.
+pub struct Workspace {
+    dir: TempDir,
+}
+
+impl Workspace {
+    /// Secrets written, `policies/` created but empty.
+    pub fn new() -> Result<Workspace> {
+        let workspace = Workspace {
+            dir: tempfile::Builder::new().prefix("lastmile-e2e-").tempdir()?,
+        };
+        workspace.write("secrets/upstream-token", &format!("{UPSTREAM_TOKEN}\n"))?;
+        workspace.write("secrets/identity-hs256", &format!("{}\n", jwt::SECRET))?;
+        std::fs::create_dir_all(workspace.path("policies"))?;
+        Ok(workspace)
+    }
+
+    /// With `policy` as `policies/lastmile.rego`.
+    pub fn with_policy(policy: &str) -> Result<Workspace> {
+        let workspace = Workspace::new()?;
+        workspace.write("policies/lastmile.rego", policy)?;
+        Ok(workspace)
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    /// Replaces a file atomically (write a hidden sibling, then rename over), so the
+    /// proxy never reads a half-written file.
+    pub fn write(&self, relative: &str, contents: &str) -> Result<()> {
+        let path = self.path(relative);
+        let parent = path.parent().context("no parent")?;
+        std::fs::create_dir_all(parent)?;
+        let name = path.file_name().context("no file name")?.to_string_lossy();
+        let temp = parent.join(format!(".{name}.tmp"));
+        std::fs::write(&temp, contents)?;
+        std::fs::rename(&temp, &path).with_context(|| format!("replacing {}", path.display()))
+    }
+
+    fn command(&self, setup: &Setup) -> Result<Command> {
+        let config = self.path("lastmile.yaml");
+        std::fs::write(&config, setup.yaml()?)?;
+        let mut command = Command::new(BINARY);
+        command
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .current_dir(self.dir.path())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        Ok(command)
+    }
+
+    /// Starts the proxy and waits for its ready line.
+    pub async fn start(self, setup: &Setup) -> Result<Proxy> {
+        let mut child = ChildGuard(self.command(setup)?.spawn().context("spawning the proxy")?);
+        let stderr = child.0.stderr.take().context("no stderr pipe")?;
+        let log = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let thread_log = log.clone();
+        std::thread::spawn(move || collect_stderr(stderr, &thread_log, ready_tx));
+        let ready = tokio::time::timeout(READY_LIMIT, ready_rx).await;
+        let stderr_text = || log.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let (data, admin) = match ready {
+            Ok(Ok(addrs)) => addrs?,
+            Ok(Err(_)) => bail!(
+                "the proxy exited before it was ready; stderr:\n{}",
+                stderr_text()
+            ),
+            Err(_) => bail!(
+                "the proxy was not ready within {READY_LIMIT:?}; stderr:\n{}",
+                stderr_text()
+            ),
+        };
+        Ok(Proxy {
+            data,
+            admin,
+            _child: child,
+            stderr: log,
+            workspace: self,
+            client: client::http_client(),
+        })
+    }
+
+    /// Runs the proxy expecting it to exit on its own; returns its status and stderr.
+    pub async fn run_to_exit(&self, setup: &Setup) -> Result<(ExitStatus, String)> {
+        let mut child = ChildGuard(self.command(setup)?.spawn().context("spawning the proxy")?);
+        let mut stderr = child.0.stderr.take().context("no stderr pipe")?;
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut stderr, &mut text).map(|_| text)
+        });
+        let status = eventually(
+            "the proxy to exit",
+            READY_LIMIT,
+            Duration::from_millis(50),
+            || std::future::ready(child.0.try_wait().map_err(anyhow::Error::from)),
+        )
+        .await?;
+        let text = reader
+            .join()
+            .map_err(|_| anyhow!("stderr reader panicked"))??;
+        Ok((status, text))
+    }
+}
+
+/// Kills and reaps the child when dropped, whatever happened in the test.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+type Addrs = Result<(SocketAddr, SocketAddr)>;
+
+/// Copies stderr into `log` until it closes, reporting the ports from the ready line.
+fn collect_stderr(
+    stderr: std::process::ChildStderr,
+    log: &Mutex<String>,
+    ready: oneshot::Sender<Addrs>,
+) {
+    let mut ready = Some(ready);
+    for line in BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        if line.contains("lastmile ready") {
+            if let Some(tx) = ready.take() {
+                let _ = tx.send(parse_ready(&line));
+            }
+        }
+        let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
+        log.push_str(&line);
+        log.push('\n');
+    }
+}
+
+/// `... lastmile ready data_addr=127.0.0.1:P admin_addr=127.0.0.1:Q`
+fn parse_ready(line: &str) -> Addrs {
+    let field = |key: &str| -> Result<SocketAddr> {
+        let start = line
+            .find(key)
+            .with_context(|| format!("no {key} in ready line {line:?}"))?
+            + key.len();
+        let value: String = line[start..]
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .collect();
+        value
+            .parse()
+            .with_context(|| format!("{key}{value} in {line:?}"))
+    };
+    Ok((field("data_addr=")?, field("admin_addr=")?))
+}
+
+/// A running proxy. Dropping it kills the process and removes its directory.
+pub struct Proxy {
+    pub data: SocketAddr,
+    pub admin: SocketAddr,
+    _child: ChildGuard,
+    stderr: Arc<Mutex<String>>,
+    workspace: Workspace,
+    client: HttpClient,
+}
+
+impl Proxy {
+    /// The standard test policy, and `setup`.
+    pub async fn start(setup: &Setup) -> Result<Proxy> {
+        Workspace::with_policy(policies::TEST_POLICY)?
+            .start(setup)
+            .await
+    }
+
+    pub fn workspace(&self) -> &Workspace {
+        &self.workspace
+    }
+
+    /// Everything the proxy logged so far.
+    pub fn stderr(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Sends a request to the data port.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<Reply> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.data));
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        client::send(&self.client, builder.body(Full::new(body))?).await
+    }
+
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Result<Reply> {
+        self.request(Method::GET, path, headers, Bytes::new()).await
+    }
+
+    /// POSTs `body` as `application/json`.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &serde_json::Value,
+    ) -> Result<Reply> {
+        let mut all = vec![("content-type", "application/json")];
+        all.extend_from_slice(headers);
+        self.request(Method::POST, path, &all, Bytes::from(body.to_string()))
+            .await
+    }
+
+    /// Writes `request` verbatim to the data port.
+    pub async fn raw(&self, request: &str) -> Result<Reply> {
+        client::raw(self.data, request).await
+    }
+
+    /// GET on the admin port.
+    pub async fn admin_get(&self, path: &str) -> Result<Reply> {
+        let request =
+            Request::get(format!("http://{}{path}", self.admin)).body(Full::new(Bytes::new()))?;
+        client::send(&self.client, request).await
+    }
+
+    pub async fn metrics(&self) -> Result<Metrics> {
+        let reply = self.admin_get("/metrics").await?;
+        anyhow::ensure!(reply.status == 200, "/metrics answered {}", reply.status);
+        Metrics::parse(reply.text())
+    }
+
+    /// The trace file as written so far (empty before the first line).
+    pub fn trace_text(&self) -> Result<String> {
+        match std::fs::read_to_string(self.workspace.path(TRACE_FILE)) {
+            Ok(text) => Ok(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Waits until the trace file holds a record of `trace_id` and returns it.
+    pub async fn trace_record(&self, trace_id: &str) -> Result<serde_json::Value> {
+        eventually(
+            &format!("trace record {trace_id}"),
+            Duration::from_secs(10),
+            Duration::from_millis(50),
+            || {
+                let found = self.trace_text().and_then(|text| {
+                    for line in text.lines().filter(|l| l.contains(trace_id)) {
+                        let record: serde_json::Value = serde_json::from_str(line)?;
+                        if record["trace_id"] == trace_id {
+                            return Ok(Some(record));
+                        }
+                    }
+                    Ok(None)
+                });
+                std::future::ready(found)
+            },
+        )
+        .await
+    }
+}

@@ -1,0 +1,13 @@
+//! End-to-end tests: the real `lastmile` binary, started per test with its own config,
+//! policy directory, secrets and ports, between an HTTP client and a recording upstream.
+
+mod harness;
+
+mod dry_run;
+mod failures;
+mod forwarding;
+mod observability;
+mod refusals;
+mod reload;
+mod routing;
+mod startup;
