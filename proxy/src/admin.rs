@@ -24,10 +24,18 @@ pub struct Admin {
 impl Admin {
     pub fn handle<B>(&self, request: &Request<B>) -> Response<ResponseBody> {
         if request.method() != Method::GET {
-            return error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "the admin API only answers GET");
+            return error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "the admin API only answers GET",
+            );
         }
         match request.uri().path() {
-            "/metrics" => text(StatusCode::OK, "text/plain; version=0.0.4", self.metrics.render()),
+            "/metrics" => text(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                self.metrics.render(),
+            ),
             "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
             "/readyz" => self.readyz(),
             path => match path.strip_prefix("/traces/") {
@@ -40,30 +48,57 @@ impl Admin {
     fn readyz(&self) -> Response<ResponseBody> {
         let ready = self.ready.load(Ordering::Relaxed);
         let body = serde_json::json!({"ready": ready, "policy_revision": self.policy.current().revision()});
-        let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        let status = if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
         json_response(status, body.to_string())
     }
 
     fn trace(&self, id: &str) -> Response<ResponseBody> {
         let valid = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
         if !valid {
-            return error(StatusCode::BAD_REQUEST, "bad_trace_id", "a trace id is 32 hex digits");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_trace_id",
+                "a trace id is 32 hex digits",
+            );
         }
         let records = self.traces.find(id);
         if records.is_empty() {
-            return error(StatusCode::NOT_FOUND, "trace_not_found", "no recent trace has this id");
+            return error(
+                StatusCode::NOT_FOUND,
+                "trace_not_found",
+                "no recent trace has this id",
+            );
         }
-        json_response(StatusCode::OK, format!("{{\"trace_id\":\"{id}\",\"records\":[{}]}}", records.join(",")))
+        json_response(
+            StatusCode::OK,
+            format!(
+                "{{\"trace_id\":\"{id}\",\"records\":[{}]}}",
+                records.join(",")
+            ),
+        )
     }
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<ResponseBody> {
-    let mut response = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed());
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response<ResponseBody> {
-    json_response(status, serde_json::json!({"error": {"code": code, "message": message}}).to_string())
+    json_response(
+        status,
+        serde_json::json!({"error": {"code": code, "message": message}}).to_string(),
+    )
 }

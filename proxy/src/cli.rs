@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "lastmile", version, about = "Policy sidecar for AI agents acting on systems of record")]
+#[command(
+    name = "lastmile",
+    version,
+    about = "Policy sidecar for AI agents acting on systems of record"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -56,15 +56,26 @@ impl Verifier {
     pub fn new(config: &IdentityConfig) -> Result<Verifier> {
         let mut keys = Vec::new();
         if let Some(path) = &config.keys_file {
-            keys.extend(load_keys_file(path).with_context(|| format!("loading identity keys {}", path.display()))?);
+            keys.extend(
+                load_keys_file(path)
+                    .with_context(|| format!("loading identity keys {}", path.display()))?,
+            );
         }
         if let Some(path) = &config.hs256_secret_file {
-            let secret = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let secret =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             let secret = secret.trim_ascii();
             if secret.len() < 32 {
-                bail!("the HS256 secret in {} must be at least 32 bytes", path.display());
+                bail!(
+                    "the HS256 secret in {} must be at least 32 bytes",
+                    path.display()
+                );
             }
-            keys.push(Key { kid: None, algorithms: vec![Algorithm::HS256], key: DecodingKey::from_secret(secret) });
+            keys.push(Key {
+                kid: None,
+                algorithms: vec![Algorithm::HS256],
+                key: DecodingKey::from_secret(secret),
+            });
         }
         if keys.is_empty() {
             bail!("identity: no usable keys were loaded");
@@ -92,20 +103,27 @@ impl Verifier {
         if values.next().is_some() {
             return Err(IdentityError("more than one identity header"));
         }
-        let text = value.to_str().map_err(|_| IdentityError("the identity header is not visible ASCII"))?;
+        let text = value
+            .to_str()
+            .map_err(|_| IdentityError("the identity header is not visible ASCII"))?;
         let token = text.strip_prefix("Bearer ").unwrap_or(text).trim();
         self.verify(token).map(Some)
     }
 
     fn verify(&self, token: &str) -> Result<User, IdentityError> {
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|_| IdentityError("malformed token or unsupported algorithm"))?;
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| IdentityError("malformed token or unsupported algorithm"))?;
         let candidates = self.keys.iter().filter(|k| {
-            k.algorithms.contains(&header.alg) && (header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
+            k.algorithms.contains(&header.alg)
+                && (header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
         });
         let mut error = IdentityError("no key accepts this token's algorithm or key id");
         for key in candidates {
-            match jsonwebtoken::decode::<serde_json::Value>(token, &key.key, &self.validation(header.alg)) {
+            match jsonwebtoken::decode::<serde_json::Value>(
+                token,
+                &key.key,
+                &self.validation(header.alg),
+            ) {
                 Ok(data) => return user_from_claims(data.claims),
                 Err(e) => error = describe(e.kind()),
             }
@@ -148,34 +166,54 @@ fn user_from_claims(claims: serde_json::Value) -> Result<User, IdentityError> {
     };
     // OAuth carries scope as one space-separated string; policies want a list.
     if let Some(serde_json::Value::String(scope)) = claims.get("scope") {
-        let list = scope.split_whitespace().map(|s| serde_json::Value::from(s)).collect();
+        let list = scope
+            .split_whitespace()
+            .map(serde_json::Value::from)
+            .collect();
         claims.insert("scope".into(), serde_json::Value::Array(list));
     }
-    let sub = claims.get("sub").and_then(|s| s.as_str()).map(str::to_string);
-    Ok(User { sub, claims: Value::from(serde_json::Value::Object(claims)) })
+    let sub = claims
+        .get("sub")
+        .and_then(|s| s.as_str())
+        .map(str::to_string);
+    Ok(User {
+        sub,
+        claims: Value::from(serde_json::Value::Object(claims)),
+    })
 }
 
 fn load_keys_file(path: &Path) -> Result<Vec<Key>> {
     let bytes = std::fs::read(path)?;
     if bytes.trim_ascii_start().starts_with(b"{") {
         let set: JwkSet = serde_json::from_slice(&bytes).context("not a JWKS document")?;
-        set.keys.iter().map(|jwk| {
-            let algorithms = match jwk.common.key_algorithm {
-                Some(alg) => vec![format!("{alg:?}").parse::<Algorithm>().context("unsupported JWK alg")?],
-                None => match &jwk.algorithm {
-                    AlgorithmParameters::RSA(_) => RSA_ALGS.to_vec(),
-                    AlgorithmParameters::EllipticCurve(p) => match p.curve {
-                        EllipticCurve::P256 => vec![Algorithm::ES256],
-                        EllipticCurve::P384 => vec![Algorithm::ES384],
-                        _ => bail!("unsupported elliptic curve"),
+        set.keys
+            .iter()
+            .map(|jwk| {
+                let algorithms = match jwk.common.key_algorithm {
+                    Some(alg) => vec![format!("{alg:?}")
+                        .parse::<Algorithm>()
+                        .context("unsupported JWK alg")?],
+                    None => match &jwk.algorithm {
+                        AlgorithmParameters::RSA(_) => RSA_ALGS.to_vec(),
+                        AlgorithmParameters::EllipticCurve(p) => match p.curve {
+                            EllipticCurve::P256 => vec![Algorithm::ES256],
+                            EllipticCurve::P384 => vec![Algorithm::ES384],
+                            _ => bail!("unsupported elliptic curve"),
+                        },
+                        AlgorithmParameters::OctetKeyPair(_) => vec![Algorithm::EdDSA],
+                        AlgorithmParameters::OctetKey(_) => {
+                            vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512]
+                        }
                     },
-                    AlgorithmParameters::OctetKeyPair(_) => vec![Algorithm::EdDSA],
-                    AlgorithmParameters::OctetKey(_) => vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512],
-                },
-            };
-            let key = DecodingKey::from_jwk(jwk).context("unusable JWK")?;
-            Ok(Key { kid: jwk.common.key_id.clone(), algorithms, key })
-        }).collect()
+                };
+                let key = DecodingKey::from_jwk(jwk).context("unusable JWK")?;
+                Ok(Key {
+                    kid: jwk.common.key_id.clone(),
+                    algorithms,
+                    key,
+                })
+            })
+            .collect()
     } else {
         pem_key(&bytes).map(|k| vec![k])
     }
@@ -183,13 +221,25 @@ fn load_keys_file(path: &Path) -> Result<Vec<Key>> {
 
 fn pem_key(pem: &[u8]) -> Result<Key> {
     if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
-        return Ok(Key { kid: None, algorithms: RSA_ALGS.to_vec(), key });
+        return Ok(Key {
+            kid: None,
+            algorithms: RSA_ALGS.to_vec(),
+            key,
+        });
     }
     if let Ok(key) = DecodingKey::from_ec_pem(pem) {
-        return Ok(Key { kid: None, algorithms: vec![Algorithm::ES256, Algorithm::ES384], key });
+        return Ok(Key {
+            kid: None,
+            algorithms: vec![Algorithm::ES256, Algorithm::ES384],
+            key,
+        });
     }
     if let Ok(key) = DecodingKey::from_ed_pem(pem) {
-        return Ok(Key { kid: None, algorithms: vec![Algorithm::EdDSA], key });
+        return Ok(Key {
+            kid: None,
+            algorithms: vec![Algorithm::EdDSA],
+            key,
+        });
     }
     bail!("neither a JWKS document nor an RSA, EC or Ed25519 public key in PEM")
 }

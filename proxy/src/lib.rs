@@ -51,13 +51,25 @@ pub async fn serve(
     let metrics = metrics::Metrics::new()?;
     let policy_config = config.policies.clone();
     let policy_metrics = metrics.clone();
-    let policy = tokio::task::spawn_blocking(move || policy::PolicyStore::load(policy_config, policy_metrics))
-        .await?
-        .context("loading the policy bundle")?;
+    let policy = tokio::task::spawn_blocking(move || {
+        policy::PolicyStore::load(policy_config, policy_metrics)
+    })
+    .await?
+    .context("loading the policy bundle")?;
     let policy = Arc::new(policy);
-    let traces = trace::TraceSink::start(&config.trace, metrics.clone()).await?;
-    let proxy = Arc::new(pipeline::Proxy::new(&config, policy.clone(), metrics.clone(), traces.clone())?);
-    let admin_state = Arc::new(admin::Admin { metrics, traces, policy: policy.clone(), ready: AtomicBool::new(false) });
+    let traces = trace::TraceSink::start(&config.trace, metrics.clone())?;
+    let proxy = Arc::new(pipeline::Proxy::new(
+        &config,
+        policy.clone(),
+        metrics.clone(),
+        traces.clone(),
+    )?);
+    let admin_state = Arc::new(admin::Admin {
+        metrics,
+        traces,
+        policy: policy.clone(),
+        ready: AtomicBool::new(false),
+    });
 
     let (stop, stopped) = watch::channel(false);
     let mut reload_stopped = stopped.clone();
@@ -90,5 +102,7 @@ pub async fn serve(
     admin_state.ready.store(false, Ordering::Relaxed);
     let _ = stop.send(true);
     let _ = tokio::join!(data_server, admin_server, reload);
+    let traces = admin_state.traces.clone();
+    let _ = tokio::task::spawn_blocking(move || traces.flush()).await;
     Ok(())
 }

@@ -6,7 +6,10 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     lastmile::telemetry::init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("lastmile: cannot start the runtime: {e}");
@@ -19,7 +22,9 @@ fn main() -> ExitCode {
                 let config = Config::load(&config)?;
                 lastmile::run(config, lastmile::signal::shutdown()).await
             }
-            Command::Demo { policies } => lastmile::demo::run(policies, lastmile::signal::shutdown()).await,
+            Command::Demo { policies } => {
+                lastmile::demo::run(policies, lastmile::signal::shutdown()).await
+            }
         }
     });
     match result {

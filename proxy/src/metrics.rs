@@ -5,15 +5,17 @@
 //! reload results): never from paths, users or policy text.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 const LATENCY_BUCKETS: &[f64] = &[
-    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
 ];
 const POLICY_BUCKETS: &[f64] = &[
-    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1,
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
+    0.01, 0.025, 0.1,
 ];
 
 /// Every metric lastmile exports.
@@ -42,11 +44,17 @@ impl Metrics {
     pub fn new() -> prometheus::Result<Metrics> {
         let registry = Registry::new();
         let histogram = |name: &str, help: &str, buckets: &[f64]| {
-            HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), &["route"])
+            HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+                &["route"],
+            )
         };
         let metrics = Metrics {
             requests: IntCounterVec::new(
-                Opts::new("lastmile_requests_total", "Requests handled, by route and outcome."),
+                Opts::new(
+                    "lastmile_requests_total",
+                    "Requests handled, by route and outcome.",
+                ),
                 &["route", "outcome"],
             )?,
             request_duration: histogram(
@@ -65,7 +73,10 @@ impl Metrics {
                 LATENCY_BUCKETS,
             )?,
             policy_reloads: IntCounterVec::new(
-                Opts::new("lastmile_policy_reloads_total", "Policy bundle loads, by result."),
+                Opts::new(
+                    "lastmile_policy_reloads_total",
+                    "Policy bundle loads, by result.",
+                ),
                 &["result"],
             )?,
             policy_last_reload_successful: IntGauge::new(
@@ -73,7 +84,10 @@ impl Metrics {
                 "1 if the last policy reload attempt succeeded, else 0.",
             )?,
             policy_info: IntGaugeVec::new(
-                Opts::new("lastmile_policy_info", "The active policy bundle revision (value is always 1)."),
+                Opts::new(
+                    "lastmile_policy_info",
+                    "The active policy bundle revision (value is always 1).",
+                ),
                 &["revision"],
             )?,
             trace_dropped: IntCounter::new(
@@ -82,17 +96,36 @@ impl Metrics {
             )?,
             registry,
         };
-        let build = IntGaugeVec::new(Opts::new("lastmile_build_info", "Build information."), &["version"])?;
+        let build = IntGaugeVec::new(
+            Opts::new("lastmile_build_info", "Build information."),
+            &["version"],
+        )?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         metrics.registry.register(Box::new(build))?;
-        metrics.registry.register(Box::new(metrics.requests.clone()))?;
-        metrics.registry.register(Box::new(metrics.request_duration.clone()))?;
-        metrics.registry.register(Box::new(metrics.policy_duration.clone()))?;
-        metrics.registry.register(Box::new(metrics.upstream_duration.clone()))?;
-        metrics.registry.register(Box::new(metrics.policy_reloads.clone()))?;
-        metrics.registry.register(Box::new(metrics.policy_last_reload_successful.clone()))?;
-        metrics.registry.register(Box::new(metrics.policy_info.clone()))?;
-        metrics.registry.register(Box::new(metrics.trace_dropped.clone()))?;
+        metrics
+            .registry
+            .register(Box::new(metrics.requests.clone()))?;
+        metrics
+            .registry
+            .register(Box::new(metrics.request_duration.clone()))?;
+        metrics
+            .registry
+            .register(Box::new(metrics.policy_duration.clone()))?;
+        metrics
+            .registry
+            .register(Box::new(metrics.upstream_duration.clone()))?;
+        metrics
+            .registry
+            .register(Box::new(metrics.policy_reloads.clone()))?;
+        metrics
+            .registry
+            .register(Box::new(metrics.policy_last_reload_successful.clone()))?;
+        metrics
+            .registry
+            .register(Box::new(metrics.policy_info.clone()))?;
+        metrics
+            .registry
+            .register(Box::new(metrics.trace_dropped.clone()))?;
         Ok(metrics)
     }
 

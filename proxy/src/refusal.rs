@@ -49,10 +49,14 @@ impl Refusal {
         match self {
             Refusal::NoRoute => StatusCode::NOT_FOUND,
             Refusal::Connect => StatusCode::METHOD_NOT_ALLOWED,
-            Refusal::BadPath(_) | Refusal::BodyUnreadable | Refusal::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            Refusal::BadPath(_) | Refusal::BodyUnreadable | Refusal::InvalidJson(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Refusal::Unauthenticated(_) | Refusal::UserRequired => StatusCode::UNAUTHORIZED,
             Refusal::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Refusal::Denied(_) | Refusal::ApprovalUnavailable(_) | Refusal::PolicyError => StatusCode::FORBIDDEN,
+            Refusal::Denied(_) | Refusal::ApprovalUnavailable(_) | Refusal::PolicyError => {
+                StatusCode::FORBIDDEN
+            }
             Refusal::CredentialUnavailable => StatusCode::INTERNAL_SERVER_ERROR,
             Refusal::UpstreamUnreachable | Refusal::UpstreamFailed => StatusCode::BAD_GATEWAY,
             Refusal::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -118,6 +122,7 @@ impl Refusal {
                 outcome: self.outcome_unknown().then_some("unknown"),
             },
         };
-        serde_json::to_string(&body).unwrap_or_else(|_| format!("{{\"error\":{{\"code\":\"{}\"}}}}", self.code()))
+        serde_json::to_string(&body)
+            .unwrap_or_else(|_| format!("{{\"error\":{{\"code\":\"{}\"}}}}", self.code()))
     }
 }

@@ -47,13 +47,22 @@ impl RouteTable {
                 .iter()
                 .find(|(h, _)| *h == host || *h == bare)
                 .map(|(_, i)| *i)?;
-            return Some(RouteMatch { index, path: if path.is_empty() { "/" } else { path } });
+            return Some(RouteMatch {
+                index,
+                path: if path.is_empty() { "/" } else { path },
+            });
         }
         self.prefixes.iter().find_map(|(prefix, index)| {
             let rest = path.strip_prefix(prefix.as_str())?;
             match rest {
-                "" => Some(RouteMatch { index: *index, path: "/" }),
-                r if r.starts_with('/') => Some(RouteMatch { index: *index, path: r }),
+                "" => Some(RouteMatch {
+                    index: *index,
+                    path: "/",
+                }),
+                r if r.starts_with('/') => Some(RouteMatch {
+                    index: *index,
+                    path: r,
+                }),
                 _ => None,
             }
         })
@@ -68,7 +77,11 @@ mod tests {
         let hosts_crm = vec!["crm.example.com".to_string()];
         let none: Vec<String> = vec![];
         RouteTable::new(
-            [(Some("/crm"), hosts_crm.as_slice()), (Some("/crm/admin"), none.as_slice())].into_iter(),
+            [
+                (Some("/crm"), hosts_crm.as_slice()),
+                (Some("/crm/admin"), none.as_slice()),
+            ]
+            .into_iter(),
         )
     }
 
@@ -80,7 +93,10 @@ mod tests {
     #[test]
     fn prefix_matches_on_segment_boundary_and_is_stripped() {
         let t = table();
-        assert_eq!(find(&t, "/crm/v1/invoices?x=1"), Some((0, "/v1/invoices".into())));
+        assert_eq!(
+            find(&t, "/crm/v1/invoices?x=1"),
+            Some((0, "/v1/invoices".into()))
+        );
         assert_eq!(find(&t, "/crm"), Some((0, "/".into())));
         assert_eq!(find(&t, "/crmx/v1"), None);
         assert_eq!(find(&t, "/other"), None);
@@ -88,14 +104,23 @@ mod tests {
 
     #[test]
     fn longest_prefix_wins() {
-        assert_eq!(find(&table(), "/crm/admin/users"), Some((1, "/users".into())));
+        assert_eq!(
+            find(&table(), "/crm/admin/users"),
+            Some((1, "/users".into()))
+        );
     }
 
     #[test]
     fn absolute_form_matches_by_host_and_keeps_path() {
         let t = table();
-        assert_eq!(find(&t, "http://CRM.example.com/v1/x"), Some((0, "/v1/x".into())));
-        assert_eq!(find(&t, "http://crm.example.com:8080/crm/v1"), Some((0, "/crm/v1".into())));
+        assert_eq!(
+            find(&t, "http://CRM.example.com/v1/x"),
+            Some((0, "/v1/x".into()))
+        );
+        assert_eq!(
+            find(&t, "http://crm.example.com:8080/crm/v1"),
+            Some((0, "/crm/v1".into()))
+        );
         assert_eq!(find(&t, "http://evil.example.com/crm/v1"), None);
     }
 }

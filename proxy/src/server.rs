@@ -18,13 +18,20 @@ use tokio::sync::watch;
 /// Serves `handler` on every connection accepted from `listener` until `shutdown`
 /// turns true, then stops accepting and lets open requests finish within the grace
 /// period.
-pub async fn serve<F, Fut>(listener: TcpListener, handler: F, settings: ServerConfig, mut shutdown: watch::Receiver<bool>)
-where
+pub async fn serve<F, Fut>(
+    listener: TcpListener,
+    handler: F,
+    settings: ServerConfig,
+    mut shutdown: watch::Receiver<bool>,
+) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(settings.header_read_timeout);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout);
     builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     loop {
@@ -47,7 +54,11 @@ where
             let handler = handler.clone();
             async move { Ok::<_, Infallible>(handler(request).await) }
         });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+        let connection = graceful.watch(
+            builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned(),
+        );
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");

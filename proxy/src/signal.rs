@@ -13,7 +13,9 @@ pub async fn shutdown() {
                 }
                 return;
             }
-            Err(e) => tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops lastmile"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops lastmile")
+            }
         }
     }
     let _ = tokio::signal::ctrl_c().await;

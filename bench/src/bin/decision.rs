@@ -22,12 +22,19 @@ struct Case {
 }
 
 const CASES: [Case; 3] = [
-    Case { name: "GET search (scoped)", method: Method::GET, path: "/v1/invoices", body: None },
+    Case {
+        name: "GET search (scoped)",
+        method: Method::GET,
+        path: "/v1/invoices",
+        body: None,
+    },
     Case {
         name: "POST reminder (allowed)",
         method: Method::POST,
         path: "/v1/invoices/INV-00038122/reminders",
-        body: Some(r#"{"channel":"email","recipient_role":"billing","note":"Friendly reminder: invoice INV-00038122 is 30 days overdue."}"#),
+        body: Some(
+            r#"{"channel":"email","recipient_role":"billing","note":"Friendly reminder: invoice INV-00038122 is 30 days overdue."}"#,
+        ),
     },
     Case {
         name: "POST reminder (denied)",
@@ -40,12 +47,26 @@ const CASES: [Case; 3] = [
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = args.next().unwrap_or_else(|| "policies/demo".into());
-    let iterations: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(20_000);
+    let iterations: usize = args
+        .next()
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(20_000);
     let bundle = Bundle::read(std::path::Path::new(&dir))?;
-    let policy = PreparedPolicy::compile(&bundle, "data.lastmile.decision", Duration::from_millis(100))?;
+    let policy = PreparedPolicy::compile(
+        &bundle,
+        "data.lastmile.decision",
+        Duration::from_millis(100),
+    )?;
     let user = user()?;
-    println!("policy {dir} ({}), {iterations} decisions per case, one thread", policy.revision());
-    println!("{:<26} {:>9} {:>9} {:>9} {:>9}", "case", "p50 µs", "p90 µs", "p99 µs", "max µs");
+    println!(
+        "policy {dir} ({}), {iterations} decisions per case, one thread",
+        policy.revision()
+    );
+    println!(
+        "{:<26} {:>9} {:>9} {:>9} {:>9}",
+        "case", "p50 µs", "p90 µs", "p99 µs", "max µs"
+    );
     for case in &CASES {
         let mut headers = HeaderMap::new();
         headers.insert("content-type", HeaderValue::from_static("application/json"));
@@ -61,7 +82,8 @@ fn main() -> Result<()> {
                 mode: "enforce",
                 method: &case.method,
                 path: case.path,
-                segments: lastmile::pipeline::request::path_segments(case.path).map_err(|e| anyhow::anyhow!("{e}"))?,
+                segments: lastmile::pipeline::request::path_segments(case.path)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
                 query: None,
                 headers: &headers,
                 hidden: [None, None],
@@ -78,13 +100,26 @@ fn main() -> Result<()> {
             }
         }
         samples.sort();
-        let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)].as_secs_f64() * 1e6;
-        println!("{:<26} {:>9.1} {:>9.1} {:>9.1} {:>9.1}", case.name, at(0.50), at(0.90), at(0.99), at(1.0));
+        let at = |q: f64| {
+            samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)].as_secs_f64()
+                * 1e6
+        };
+        println!(
+            "{:<26} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+            case.name,
+            at(0.50),
+            at(0.90),
+            at(0.99),
+            at(1.0)
+        );
     }
     Ok(())
 }
 
 fn user() -> Result<lastmile::identity::User> {
     let claims = serde_json::json!({"sub": "u_alice", "scope": ["account:acme"], "roles": ["agent-operator"]});
-    Ok(lastmile::identity::User { sub: Some("u_alice".into()), claims: Value::from(claims) })
+    Ok(lastmile::identity::User {
+        sub: Some("u_alice".into()),
+        claims: Value::from(claims),
+    })
 }

@@ -160,7 +160,10 @@ impl Config {
                 reload_debounce: Duration::from_millis(p.reload_debounce_ms),
                 poll_interval: Duration::from_secs(p.poll_interval_seconds.max(1)),
             },
-            identity: raw.identity.map(|i| validate_identity(i, base)).transpose()?,
+            identity: raw
+                .identity
+                .map(|i| validate_identity(i, base))
+                .transpose()?,
             routes,
             trace: TraceConfig {
                 output: match raw.trace.output.as_str() {
@@ -170,7 +173,12 @@ impl Config {
                 },
                 ring_size: raw.trace.ring_size,
                 include_body: raw.trace.include_body,
-                redact_fields: raw.trace.redact_fields.iter().map(|f| f.to_ascii_lowercase()).collect(),
+                redact_fields: raw
+                    .trace
+                    .redact_fields
+                    .iter()
+                    .map(|f| f.to_ascii_lowercase())
+                    .collect(),
             },
             server: ServerConfig {
                 header_read_timeout: Duration::from_millis(raw.server.header_read_timeout_ms),
@@ -216,7 +224,10 @@ fn parse_header_name(field: &str, value: &str) -> Result<http::HeaderName> {
 fn validate_route(raw: RawRoute, base: &Path) -> Result<RouteConfig> {
     let valid_name = !raw.name.is_empty()
         && raw.name.len() <= 64
-        && raw.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        && raw
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
     if !valid_name {
         bail!("name must be 1-64 characters of a-z, 0-9, '_' or '-' (it becomes a metric label)");
     }
@@ -235,7 +246,10 @@ fn validate_route(raw: RawRoute, base: &Path) -> Result<RouteConfig> {
         hosts,
         upstream,
         ca_file: raw.ca_file.map(|p| resolve(base, &p)),
-        credential: raw.credential.map(|c| validate_credential(c, base)).transpose()?,
+        credential: raw
+            .credential
+            .map(|c| validate_credential(c, base))
+            .transpose()?,
         mode: match raw.mode {
             RawMode::Enforce => Mode::Enforce,
             RawMode::DryRun => Mode::DryRun,
@@ -248,7 +262,9 @@ fn validate_route(raw: RawRoute, base: &Path) -> Result<RouteConfig> {
 }
 
 fn parse_upstream(value: &str) -> Result<UpstreamTarget> {
-    let uri: Uri = value.parse().with_context(|| format!("upstream {value:?} is not a URL"))?;
+    let uri: Uri = value
+        .parse()
+        .with_context(|| format!("upstream {value:?} is not a URL"))?;
     let scheme = match uri.scheme_str() {
         Some("http") => Scheme::HTTP,
         Some("https") => Scheme::HTTPS,
@@ -275,7 +291,11 @@ fn normalise_prefix(prefix: &str) -> Result<String> {
     if trimmed.is_empty() {
         bail!("prefix {prefix:?} must name at least one path segment");
     }
-    if trimmed.split('/').skip(1).any(|s| s.is_empty() || s == "." || s == "..") {
+    if trimmed
+        .split('/')
+        .skip(1)
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
         bail!("prefix {prefix:?} has an empty, '.' or '..' segment");
     }
     Ok(trimmed.to_string())
@@ -301,10 +321,19 @@ fn check_unique_routes(routes: &[RouteConfig]) -> Result<()> {
                 bail!("route name {:?} is used twice", a.name);
             }
             if a.prefix.is_some() && a.prefix == b.prefix {
-                bail!("routes {:?} and {:?} share the prefix {:?}", a.name, b.name, a.prefix);
+                bail!(
+                    "routes {:?} and {:?} share the prefix {:?}",
+                    a.name,
+                    b.name,
+                    a.prefix
+                );
             }
             if let Some(host) = a.hosts.iter().find(|h| b.hosts.contains(h)) {
-                bail!("routes {:?} and {:?} share the host {host:?}", a.name, b.name);
+                bail!(
+                    "routes {:?} and {:?} share the host {host:?}",
+                    a.name,
+                    b.name
+                );
             }
         }
     }

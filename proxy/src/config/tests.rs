@@ -17,7 +17,10 @@ fn minimal_config_gets_documented_defaults() -> Result<()> {
     let config = load(MINIMAL)?;
     assert_eq!(config.listen.to_string(), "127.0.0.1:15001");
     assert_eq!(config.admin_listen.to_string(), "127.0.0.1:15002");
-    assert_eq!(config.policies.dir, PathBuf::from("/etc/lastmile/./policies/demo"));
+    assert_eq!(
+        config.policies.dir,
+        PathBuf::from("/etc/lastmile/./policies/demo")
+    );
     assert_eq!(config.policies.entrypoint, "data.lastmile.decision");
     let route = &config.routes[0];
     assert_eq!(route.prefix.as_deref(), Some("/crm"));
@@ -33,8 +36,14 @@ fn minimal_config_gets_documented_defaults() -> Result<()> {
 #[test]
 fn unknown_fields_are_rejected_everywhere() {
     assert!(load(&format!("{MINIMAL}\nlisten_port: 1\n")).is_err());
-    assert!(load("policies: {dir: p, entry: x}\nroutes: [{name: a, prefix: /a, upstream: http://a}]").is_err());
-    assert!(load("policies: {dir: p}\nroutes: [{name: a, prefix: /a, upstream: http://a, mod: enforce}]").is_err());
+    assert!(load(
+        "policies: {dir: p, entry: x}\nroutes: [{name: a, prefix: /a, upstream: http://a}]"
+    )
+    .is_err());
+    assert!(load(
+        "policies: {dir: p}\nroutes: [{name: a, prefix: /a, upstream: http://a, mod: enforce}]"
+    )
+    .is_err());
 }
 
 #[test]
@@ -46,16 +55,29 @@ fn invalid_values_are_rejected() {
     assert!(route("{name: Bad Name, prefix: /a, upstream: http://a}").is_err());
     assert!(route("{name: a, prefix: /a, upstream: http://a, mode: audit}").is_err());
     assert!(route("{name: a, prefix: /a, upstream: http://a, timeout_ms: 0}").is_err());
-    assert!(route("{name: a, prefix: /a, upstream: http://a, credential: {header: authorization}}").is_err());
-    assert!(route("{name: a, prefix: /a, upstream: http://a}, {name: a, prefix: /b, upstream: http://b}").is_err());
-    assert!(route("{name: a, prefix: /a, upstream: http://a}, {name: b, prefix: /a, upstream: http://b}").is_err());
+    assert!(route(
+        "{name: a, prefix: /a, upstream: http://a, credential: {header: authorization}}"
+    )
+    .is_err());
+    assert!(route(
+        "{name: a, prefix: /a, upstream: http://a}, {name: a, prefix: /b, upstream: http://b}"
+    )
+    .is_err());
+    assert!(route(
+        "{name: a, prefix: /a, upstream: http://a}, {name: b, prefix: /a, upstream: http://b}"
+    )
+    .is_err());
     assert!(load("policies: {dir: p}\nroutes: []").is_err());
     assert!(load("listen: localhost\npolicies: {dir: p}\nroutes: [{name: a, prefix: /a, upstream: http://a}]").is_err());
 }
 
 #[test]
 fn a_route_without_prefix_matches_its_upstream_host() -> Result<()> {
-    let config = load("policies: {dir: p}\nroutes: [{name: a, upstream: 'http://CRM.example.com:8080'}]")?;
-    assert_eq!(config.routes[0].hosts, vec!["crm.example.com:8080".to_string()]);
+    let config =
+        load("policies: {dir: p}\nroutes: [{name: a, upstream: 'http://CRM.example.com:8080'}]")?;
+    assert_eq!(
+        config.routes[0].hosts,
+        vec!["crm.example.com:8080".to_string()]
+    );
     Ok(())
 }

@@ -24,13 +24,21 @@ const SAMPLE_CRM_ADDR: &str = "127.0.0.1:15080";
 const ISSUER: &str = "https://idp.demo.lastmile";
 
 /// Runs the demo until `shutdown` completes.
-pub async fn run(policies: Option<PathBuf>, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
-    let scratch = tempfile::Builder::new().prefix("lastmile-demo-").tempdir()?;
+pub async fn run(
+    policies: Option<PathBuf>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let scratch = tempfile::Builder::new()
+        .prefix("lastmile-demo-")
+        .tempdir()?;
     let crm_token = random_hex(24)?;
     let identity_secret = random_hex(32)?;
     std::fs::create_dir(scratch.path().join("secrets"))?;
     std::fs::write(scratch.path().join("secrets/crm-token"), &crm_token)?;
-    std::fs::write(scratch.path().join("secrets/identity-hs256"), &identity_secret)?;
+    std::fs::write(
+        scratch.path().join("secrets/identity-hs256"),
+        &identity_secret,
+    )?;
 
     let mut config = Config::from_yaml(DEMO_CONFIG, scratch.path())?;
     config.policies.dir = policy_dir(policies, scratch.path())?;
@@ -78,19 +86,26 @@ fn policy_dir(given: Option<PathBuf>, scratch: &Path) -> Result<PathBuf> {
 
 fn random_hex(bytes: usize) -> Result<String> {
     let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).map_err(|e| anyhow::anyhow!("no randomness for demo secrets: {e}"))?;
+    getrandom::fill(&mut buf)
+        .map_err(|e| anyhow::anyhow!("no randomness for demo secrets: {e}"))?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// A demo identity token, valid for 12 hours.
 fn sign(secret: &str, sub: &str, scope: &str) -> Result<String> {
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)?.as_secs();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)?
+        .as_secs();
     let claims = serde_json::json!({
         "sub": sub, "scope": scope, "roles": ["agent-operator"],
         "iss": ISSUER, "aud": "lastmile", "iat": now, "exp": now + Duration::from_secs(12 * 3600).as_secs(),
     });
     let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
-    Ok(jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key)?)
+    Ok(jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &key,
+    )?)
 }
 
 fn print_banner(config: &Config, alice: &str, bob: &str) {

@@ -41,16 +41,23 @@ impl SampleCrm {
     /// Answers one request.
     pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<ResponseBody> {
         let expected = format!("Bearer {}", self.token);
-        let authorised = request.headers().get(http::header::AUTHORIZATION).is_some_and(|v| v.as_bytes() == expected.as_bytes());
+        let authorised = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .is_some_and(|v| v.as_bytes() == expected.as_bytes());
         if !authorised {
-            return reply(StatusCode::UNAUTHORIZED, json!({"error": "missing or wrong credential"}));
+            return reply(
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "missing or wrong credential"}),
+            );
         }
         let method = request.method().clone();
         let path = request.uri().path().to_string();
-        let accounts: Vec<String> = form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
-            .filter(|(k, _)| k == "account")
-            .map(|(_, v)| v.into_owned())
-            .collect();
+        let accounts: Vec<String> =
+            form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+                .filter(|(k, _)| k == "account")
+                .map(|(_, v)| v.into_owned())
+                .collect();
         let body = match request.into_body().collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => Bytes::new(),
@@ -58,11 +65,16 @@ impl SampleCrm {
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         match (&method, segments.as_slice()) {
-            (&Method::GET, ["v1", "invoices"]) => reply(StatusCode::OK, json!({"invoices": filter(&self.invoices, &accounts)})),
-            (&Method::GET, ["v1", "invoices", id]) => match self.invoices.iter().find(|i| i["id"] == *id) {
-                Some(invoice) => reply(StatusCode::OK, invoice.clone()),
-                None => reply(StatusCode::NOT_FOUND, json!({"error": "no such invoice"})),
-            },
+            (&Method::GET, ["v1", "invoices"]) => reply(
+                StatusCode::OK,
+                json!({"invoices": filter(&self.invoices, &accounts)}),
+            ),
+            (&Method::GET, ["v1", "invoices", id]) => {
+                match self.invoices.iter().find(|i| i["id"] == *id) {
+                    Some(invoice) => reply(StatusCode::OK, invoice.clone()),
+                    None => reply(StatusCode::NOT_FOUND, json!({"error": "no such invoice"})),
+                }
+            }
             (&Method::POST, ["v1", "invoices", id, "reminders"]) => reply(
                 StatusCode::CREATED,
                 json!({"reminder_id": self.next("REM"), "invoice": id, "channel": body["channel"], "recipient_role": body["recipient_role"], "status": "queued"}),
@@ -77,16 +89,23 @@ impl SampleCrm {
                 StatusCode::CREATED,
                 json!({"refund_id": self.next("REF"), "invoice": id, "amount": body["amount"], "status": "pending"}),
             ),
-            (&Method::GET, ["v1", "contacts"]) => reply(StatusCode::OK, json!({"contacts": filter(&self.contacts, &accounts)})),
-            (&Method::POST, ["v1", "tickets"]) => {
-                reply(StatusCode::CREATED, json!({"ticket_id": self.next("TCK"), "subject": body["subject"], "status": "open"}))
-            }
+            (&Method::GET, ["v1", "contacts"]) => reply(
+                StatusCode::OK,
+                json!({"contacts": filter(&self.contacts, &accounts)}),
+            ),
+            (&Method::POST, ["v1", "tickets"]) => reply(
+                StatusCode::CREATED,
+                json!({"ticket_id": self.next("TCK"), "subject": body["subject"], "status": "open"}),
+            ),
             _ => reply(StatusCode::NOT_FOUND, json!({"error": "no such endpoint"})),
         }
     }
 
     fn next(&self, prefix: &str) -> String {
-        format!("{prefix}-{:08}", self.next_id.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "{prefix}-{:08}",
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        )
     }
 }
 

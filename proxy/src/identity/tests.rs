@@ -30,8 +30,12 @@ fn now() -> u64 {
 }
 
 fn verifier(dir: &tempfile::TempDir, keys: Option<&str>, secret: bool) -> anyhow::Result<Verifier> {
-    let keys_file = keys.map(|_| dir.path().join("keys")).filter(|p| std::fs::write(p, keys.unwrap_or("")).is_ok());
-    let hs256_secret_file = secret.then(|| dir.path().join("secret")).filter(|p| std::fs::write(p, SECRET).is_ok());
+    let keys_file = keys
+        .map(|_| dir.path().join("keys"))
+        .filter(|p| std::fs::write(p, keys.unwrap_or("")).is_ok());
+    let hs256_secret_file = secret
+        .then(|| dir.path().join("secret"))
+        .filter(|p| std::fs::write(p, SECRET).is_ok());
     Verifier::new(&IdentityConfig {
         header: http::HeaderName::from_static("x-lastmile-user"),
         keys_file,
@@ -48,12 +52,19 @@ fn claims(exp_offset: i64) -> serde_json::Value {
 }
 
 fn hs256(claims: &serde_json::Value, secret: &[u8]) -> anyhow::Result<String> {
-    Ok(encode(&Header::default(), claims, &EncodingKey::from_secret(secret))?)
+    Ok(encode(
+        &Header::default(),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )?)
 }
 
 fn identify(v: &Verifier, token: &str) -> Result<Option<User>, IdentityError> {
     let mut headers = HeaderMap::new();
-    headers.insert("x-lastmile-user", http::HeaderValue::from_str(token).map_err(|_| IdentityError("bad"))?);
+    headers.insert(
+        "x-lastmile-user",
+        http::HeaderValue::from_str(token).map_err(|_| IdentityError("bad"))?,
+    );
     v.identify(&headers)
 }
 
@@ -61,7 +72,8 @@ fn identify(v: &Verifier, token: &str) -> Result<Option<User>, IdentityError> {
 fn a_valid_hs256_token_becomes_the_user_with_scope_as_a_list() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let v = verifier(&dir, None, true)?;
-    let user = identify(&v, &hs256(&claims(600), SECRET.as_bytes())?)?.ok_or(anyhow::anyhow!("no user"))?;
+    let user = identify(&v, &hs256(&claims(600), SECRET.as_bytes())?)?
+        .ok_or(anyhow::anyhow!("no user"))?;
     assert_eq!(user.sub.as_deref(), Some("u_1"));
     assert_eq!(user.claims["scope"][1], Value::from("account:globex"));
     assert!(v.identify(&HeaderMap::new())?.is_none());
@@ -72,9 +84,15 @@ fn a_valid_hs256_token_becomes_the_user_with_scope_as_a_list() -> anyhow::Result
 fn expired_forged_and_misissued_tokens_are_refused() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let v = verifier(&dir, None, true)?;
-    assert_eq!(identify(&v, &hs256(&claims(-600), SECRET.as_bytes())?).err(), Some(IdentityError("token expired")));
+    assert_eq!(
+        identify(&v, &hs256(&claims(-600), SECRET.as_bytes())?).err(),
+        Some(IdentityError("token expired"))
+    );
     let forged = hs256(&claims(600), b"some-other-secret-of-32-bytes-or-more")?;
-    assert_eq!(identify(&v, &forged).err(), Some(IdentityError("token signature invalid")));
+    assert_eq!(
+        identify(&v, &forged).err(),
+        Some(IdentityError("token signature invalid"))
+    );
     let mut wrong_aud = claims(600);
     wrong_aud["aud"] = json!("someone-else");
     assert!(identify(&v, &hs256(&wrong_aud, SECRET.as_bytes())?).is_err());
@@ -90,7 +108,11 @@ fn alg_none_is_refused() -> anyhow::Result<()> {
     use base64_url as b64;
     let dir = tempfile::tempdir()?;
     let v = verifier(&dir, None, true)?;
-    let token = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), b64(&claims(600).to_string()));
+    let token = format!(
+        "{}.{}.",
+        b64(r#"{"alg":"none","typ":"JWT"}"#),
+        b64(&claims(600).to_string())
+    );
     assert!(identify(&v, &token).is_err());
     Ok(())
 }
@@ -120,7 +142,10 @@ fn base64_url(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
         for i in 0..=chunk.len() {
             out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
         }

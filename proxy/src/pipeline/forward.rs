@@ -32,7 +32,12 @@ pub fn build(
 ) -> Result<Request<Full<Bytes>>, Refusal> {
     let mut headers = outbound.headers;
     strip_hop_by_hop(&mut headers);
-    for name in [header::HOST, header::AUTHORIZATION, header::COOKIE, header::CONTENT_LENGTH] {
+    for name in [
+        header::HOST,
+        header::AUTHORIZATION,
+        header::COOKIE,
+        header::CONTENT_LENGTH,
+    ] {
         headers.remove(name);
     }
     if let Some(name) = identity_header {
@@ -45,7 +50,9 @@ pub fn build(
     }
     if let Some(credential) = credential {
         headers.remove(credential.header());
-        let value = credential.value().map_err(|_| Refusal::CredentialUnavailable)?;
+        let value = credential
+            .value()
+            .map_err(|_| Refusal::CredentialUnavailable)?;
         headers.insert(credential.header().clone(), value);
     }
     if let Some(traceparent) = trace.traceparent() {
@@ -66,7 +73,11 @@ fn upstream_uri(
     query: Option<&str>,
     add_query: &[(String, Vec<String>)],
 ) -> Result<Uri, Refusal> {
-    let query = if add_query.is_empty() { query.map(str::to_string) } else { Some(merge_query(query, add_query)) };
+    let query = if add_query.is_empty() {
+        query.map(str::to_string)
+    } else {
+        Some(merge_query(query, add_query))
+    };
     let mut path_and_query = format!("{}{}", target.base_path, path);
     if let Some(q) = query.filter(|q| !q.is_empty()) {
         path_and_query.push('?');
@@ -104,7 +115,10 @@ mod tests {
     #[test]
     fn policy_query_parameters_replace_the_agents() {
         let add = vec![("account".to_string(), vec!["acme".to_string()])];
-        assert_eq!(merge_query(Some("account=globex&q=x"), &add), "q=x&account=acme");
+        assert_eq!(
+            merge_query(Some("account=globex&q=x"), &add),
+            "q=x&account=acme"
+        );
         assert_eq!(merge_query(None, &add), "account=acme");
     }
 
@@ -115,7 +129,8 @@ mod tests {
             authority: "crm.example.com".parse()?,
             base_path: "/api".into(),
         };
-        let uri = upstream_uri(&target, "/v1/x", Some("a=%20b"), &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let uri = upstream_uri(&target, "/v1/x", Some("a=%20b"), &[])
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         assert_eq!(uri.to_string(), "https://crm.example.com/api/v1/x?a=%20b");
         Ok(())
     }

@@ -31,7 +31,12 @@ pub struct InputParts<'a> {
 }
 
 fn obj(entries: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
-    Value::from(entries.into_iter().map(|(k, v)| (Value::from(k), v)).collect::<BTreeMap<_, _>>())
+    Value::from(
+        entries
+            .into_iter()
+            .map(|(k, v)| (Value::from(k), v))
+            .collect::<BTreeMap<_, _>>(),
+    )
 }
 
 /// The input document.
@@ -48,7 +53,16 @@ pub fn build(parts: InputParts<'_>) -> Value {
     let request = obj([
         ("method", Value::from(parts.method.as_str())),
         ("path", Value::from(parts.path)),
-        ("segments", Value::from(parts.segments.into_iter().map(Value::from).collect::<Vec<_>>())),
+        (
+            "segments",
+            Value::from(
+                parts
+                    .segments
+                    .into_iter()
+                    .map(Value::from)
+                    .collect::<Vec<_>>(),
+            ),
+        ),
         ("query", query(parts.query)),
         ("headers", headers(parts.headers, parts.hidden)),
         ("content_type", content_type),
@@ -70,9 +84,15 @@ pub fn build(parts: InputParts<'_>) -> Value {
 fn query(raw: Option<&str>) -> Value {
     let mut map: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-        map.entry(k.into_owned()).or_default().push(Value::from(v.into_owned()));
+        map.entry(k.into_owned())
+            .or_default()
+            .push(Value::from(v.into_owned()));
     }
-    Value::from(map.into_iter().map(|(k, v)| (Value::from(k), Value::from(v))).collect::<BTreeMap<_, _>>())
+    Value::from(
+        map.into_iter()
+            .map(|(k, v)| (Value::from(k), Value::from(v)))
+            .collect::<BTreeMap<_, _>>(),
+    )
 }
 
 /// Lower-case names; repeated headers joined with `, `; credentials left out.
@@ -82,7 +102,11 @@ fn headers(headers: &HeaderMap, hidden: [Option<&HeaderName>; 2]) -> Value {
         if HIDDEN_HEADERS.contains(&name.as_str()) || hidden.contains(&Some(name)) {
             continue;
         }
-        let values: Vec<&str> = headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+        let values: Vec<&str> = headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
         if !values.is_empty() {
             map.insert(Value::from(name.as_str()), Value::from(values.join(", ")));
         }
@@ -97,8 +121,16 @@ mod tests {
     #[test]
     fn builds_the_documented_shape_without_credentials() {
         let mut headers = HeaderMap::new();
-        headers.insert("content-type", "application/json".parse().unwrap_or(http::HeaderValue::from_static("")));
-        headers.insert("authorization", http::HeaderValue::from_static("Bearer agent"));
+        headers.insert(
+            "content-type",
+            "application/json"
+                .parse()
+                .unwrap_or(http::HeaderValue::from_static("")),
+        );
+        headers.insert(
+            "authorization",
+            http::HeaderValue::from_static("Bearer agent"),
+        );
         headers.insert("x-lastmile-user", http::HeaderValue::from_static("jwt"));
         headers.append("x-tag", http::HeaderValue::from_static("a"));
         headers.append("x-tag", http::HeaderValue::from_static("b"));
@@ -121,8 +153,14 @@ mod tests {
         assert_eq!(input["request"]["query"]["a"][1], Value::from("2"));
         assert_eq!(input["request"]["query"]["b"][0], Value::from("x y"));
         assert_eq!(input["request"]["headers"]["x-tag"], Value::from("a, b"));
-        assert_eq!(input["request"]["headers"]["authorization"], Value::Undefined);
-        assert_eq!(input["request"]["headers"]["x-lastmile-user"], Value::Undefined);
+        assert_eq!(
+            input["request"]["headers"]["authorization"],
+            Value::Undefined
+        );
+        assert_eq!(
+            input["request"]["headers"]["x-lastmile-user"],
+            Value::Undefined
+        );
         assert_eq!(input["request"]["body"], Value::from(7u64));
         assert_eq!(input["user"], Value::Null);
     }

@@ -17,9 +17,13 @@ use crate::policy::PolicyStore;
 use crate::refusal::Refusal;
 use crate::route::RouteTable;
 use crate::trace::context::TraceContext;
-use crate::trace::record::{millis, DecisionTrace, ErrorTrace, Latency, TraceRecord, UpstreamTrace};
+use crate::trace::record::{
+    millis, DecisionTrace, ErrorTrace, Latency, TraceRecord, UpstreamTrace,
+};
 use crate::trace::{redact, TraceSink};
-use crate::upstream::{self, credential::Credential, headers::strip_hop_by_hop, UpstreamClient, UpstreamFailure};
+use crate::upstream::{
+    self, credential::Credential, headers::strip_hop_by_hop, UpstreamClient, UpstreamFailure,
+};
 use anyhow::Result;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response};
@@ -64,7 +68,12 @@ struct Forwarded {
 }
 
 impl Proxy {
-    pub fn new(config: &Config, policy: Arc<PolicyStore>, metrics: Metrics, traces: TraceSink) -> Result<Proxy> {
+    pub fn new(
+        config: &Config,
+        policy: Arc<PolicyStore>,
+        metrics: Metrics,
+        traces: TraceSink,
+    ) -> Result<Proxy> {
         let routes = config
             .routes
             .iter()
@@ -77,7 +86,12 @@ impl Proxy {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let table = RouteTable::new(config.routes.iter().map(|r| (r.prefix.as_deref(), r.hosts.as_slice())));
+        let table = RouteTable::new(
+            config
+                .routes
+                .iter()
+                .map(|r| (r.prefix.as_deref(), r.hosts.as_slice())),
+        );
         let identity = config.identity.as_ref().map(Verifier::new).transpose()?;
         Ok(Proxy {
             routes,
@@ -116,8 +130,14 @@ impl Proxy {
         let (mut response, outcome) = match self.process(request, &trace, &mut record).await {
             Ok(forwarded) => (respond(forwarded.response), forwarded.outcome),
             Err(refusal) => {
-                record.error.get_or_insert_with(|| ErrorTrace { code: refusal.code(), message: refusal.to_string() });
-                (refuse(&refusal, &trace.trace_id, record.policy_revision.as_deref()), refusal.code())
+                record.error.get_or_insert_with(|| ErrorTrace {
+                    code: refusal.code(),
+                    message: refusal.to_string(),
+                });
+                (
+                    refuse(&refusal, &trace.trace_id, record.policy_revision.as_deref()),
+                    refusal.code(),
+                )
             }
         };
         let headers = response.headers_mut();
@@ -146,7 +166,9 @@ impl Proxy {
         let segments = request::path_segments(matched.path)?;
 
         let user = match &self.identity {
-            Some(verifier) => verifier.identify(&parts.headers).map_err(Refusal::Unauthenticated)?,
+            Some(verifier) => verifier
+                .identify(&parts.headers)
+                .map_err(Refusal::Unauthenticated)?,
             None => None,
         };
         record.user = user.as_ref().and_then(|u| u.sub.clone());
@@ -171,18 +193,26 @@ impl Proxy {
             segments,
             query: parts.uri.query(),
             headers: &parts.headers,
-            hidden: [self.identity.as_ref().map(Verifier::header), route.credential.as_ref().map(Credential::header)],
+            hidden: [
+                self.identity.as_ref().map(Verifier::header),
+                route.credential.as_ref().map(Credential::header),
+            ],
             body: view,
             body_bytes: body.len(),
             user: user.as_ref(),
-            now_ns: SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+            now_ns: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
         });
         let decision = policy
             .evaluate(input)
             .map_err(|e| format!("evaluation failed: {e}"))
             .and_then(|value| decision::parse(&value).map_err(|e| e.to_string()));
         let policy_time = decided_at.elapsed();
-        route.metrics.policy_duration.observe(policy_time.as_secs_f64());
+        route
+            .metrics
+            .policy_duration
+            .observe(policy_time.as_secs_f64());
         record.latency_ms.policy = Some(millis(policy_time));
         let (decision, outcome) = enforce(route.config.mode, decision, record)?;
 
@@ -204,7 +234,10 @@ impl Proxy {
         let sent_at = Instant::now();
         let result = upstream::send(&route.client, upstream_request, route.config.timeout).await;
         let upstream_time = sent_at.elapsed();
-        route.metrics.upstream_duration.observe(upstream_time.as_secs_f64());
+        route
+            .metrics
+            .upstream_duration
+            .observe(upstream_time.as_secs_f64());
         record.upstream = Some(UpstreamTrace {
             status: result.as_ref().ok().map(|r| r.status().as_u16()),
             latency_ms: millis(upstream_time),
@@ -218,24 +251,43 @@ impl Proxy {
     }
 
     fn redacted_body(&self, view: &BodyView) -> Option<serde_json::Value> {
-        let BodyView::Json(value) = view else { return None };
+        let BodyView::Json(value) = view else {
+            return None;
+        };
         let mut json = serde_json::to_value(value).ok()?;
         redact::redact(&mut json, &self.redact_fields);
         Some(json)
     }
 
-    fn record(&self, mut record: TraceRecord, outcome: &'static str, status: u16, started: Instant) {
+    fn record(
+        &self,
+        mut record: TraceRecord,
+        outcome: &'static str,
+        status: u16,
+        started: Instant,
+    ) {
         let elapsed = started.elapsed();
         let route = record.route.as_deref().unwrap_or("none");
-        self.metrics.requests.with_label_values(&[route, outcome]).inc();
-        match self.routes.iter().find(|r| Some(&r.config.name) == record.route.as_ref()) {
+        self.metrics
+            .requests
+            .with_label_values(&[route, outcome])
+            .inc();
+        match self
+            .routes
+            .iter()
+            .find(|r| Some(&r.config.name) == record.route.as_ref())
+        {
             Some(r) => r.metrics.request_duration.observe(elapsed.as_secs_f64()),
-            None => self.metrics.request_duration.with_label_values(&["none"]).observe(elapsed.as_secs_f64()),
+            None => self
+                .metrics
+                .request_duration
+                .with_label_values(&["none"])
+                .observe(elapsed.as_secs_f64()),
         }
         record.outcome = outcome;
         record.status = status;
         record.latency_ms.total = millis(elapsed);
-        self.traces.emit(&record);
+        self.traces.emit(record);
     }
 }
 
@@ -250,7 +302,10 @@ fn enforce(
     let decision = match decision {
         Ok(decision) => decision,
         Err(detail) => {
-            record.error = Some(ErrorTrace { code: "policy_error", message: detail });
+            record.error = Some(ErrorTrace {
+                code: "policy_error",
+                message: detail,
+            });
             return match mode {
                 Mode::Enforce => Err(Refusal::PolicyError),
                 Mode::DryRun => Ok((None, "dry_run_policy_error")),
@@ -271,7 +326,12 @@ fn enforce(
             .add_headers
             .iter()
             .map(|(name, _)| format!("header:{name}"))
-            .chain(decision.add_query.iter().map(|(name, _)| format!("query:{name}")))
+            .chain(
+                decision
+                    .add_query
+                    .iter()
+                    .map(|(name, _)| format!("query:{name}")),
+            )
             .collect(),
     });
     match (verdict, mode) {
@@ -292,16 +352,25 @@ fn respond(response: Response<Incoming>) -> Response<ResponseBody> {
 }
 
 /// A refusal lastmile makes itself.
-fn refuse(refusal: &Refusal, trace_id: &str, policy_revision: Option<&str>) -> Response<ResponseBody> {
+fn refuse(
+    refusal: &Refusal,
+    trace_id: &str,
+    policy_revision: Option<&str>,
+) -> Response<ResponseBody> {
     json_response(refusal.status(), refusal.body(trace_id, policy_revision))
 }
 
 /// A JSON response with a complete body.
 pub fn json_response(status: http::StatusCode, body: String) -> Response<ResponseBody> {
-    let mut response = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed());
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }

@@ -33,10 +33,14 @@ pub fn path_segments(path: &str) -> Result<Vec<String>, Refusal> {
                 .decode_utf8()
                 .map_err(|_| Refusal::BadPath("the path is not valid UTF-8 once decoded"))?;
             if segment.is_empty() || segment == "." || segment == ".." {
-                return Err(Refusal::BadPath("the path has an empty, '.' or '..' segment"));
+                return Err(Refusal::BadPath(
+                    "the path has an empty, '.' or '..' segment",
+                ));
             }
             if segment.contains(['/', '\\', '\0']) {
-                return Err(Refusal::BadPath("the path has an encoded slash, backslash or NUL"));
+                return Err(Refusal::BadPath(
+                    "the path has an encoded slash, backslash or NUL",
+                ));
             }
             Ok(segment.into_owned())
         })
@@ -45,7 +49,11 @@ pub fn path_segments(path: &str) -> Result<Vec<String>, Refusal> {
 
 /// Reads the whole body, refusing it past `limit` bytes (checked against a declared
 /// `Content-Length` first, so an oversized upload is refused before it is read).
-pub async fn read_body(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<Bytes, Refusal> {
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Incoming,
+    limit: usize,
+) -> Result<Bytes, Refusal> {
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -62,11 +70,20 @@ pub async fn read_body(headers: &HeaderMap, body: Incoming, limit: usize) -> Res
 
 /// Whether a content type says JSON (`application/json`, `application/*+json`).
 pub fn is_json(headers: &HeaderMap) -> bool {
-    let Some(ct) = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(ct) = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Parses the body for the policy. A JSON content type with a body that does not parse
@@ -89,9 +106,19 @@ mod tests {
 
     #[test]
     fn segments_are_decoded_and_unsafe_paths_refused() {
-        assert_eq!(path_segments("/v1/invoices/INV%2D1/").ok(), Some(vec!["v1".into(), "invoices".into(), "INV-1".into()]));
+        assert_eq!(
+            path_segments("/v1/invoices/INV%2D1/").ok(),
+            Some(vec!["v1".into(), "invoices".into(), "INV-1".into()])
+        );
         assert_eq!(path_segments("/").ok(), Some(vec![]));
-        for bad in ["/v1/../admin", "/v1/./x", "/v1//x", "/v1/a%2Fb", "/v1/%2e%2e/x", "/v1/%ff"] {
+        for bad in [
+            "/v1/../admin",
+            "/v1/./x",
+            "/v1//x",
+            "/v1/a%2Fb",
+            "/v1/%2e%2e/x",
+            "/v1/%ff",
+        ] {
             assert!(path_segments(bad).is_err(), "{bad}");
         }
     }
@@ -99,8 +126,16 @@ mod tests {
     #[test]
     fn json_content_types() {
         let mut h = HeaderMap::new();
-        for (ct, json) in [("application/json", true), ("Application/JSON; charset=utf-8", true), ("application/vnd.api+json", true), ("text/plain", false)] {
-            h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(ct));
+        for (ct, json) in [
+            ("application/json", true),
+            ("Application/JSON; charset=utf-8", true),
+            ("application/vnd.api+json", true),
+            ("text/plain", false),
+        ] {
+            h.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static(ct),
+            );
             assert_eq!(is_json(&h), json, "{ct}");
         }
     }

@@ -57,9 +57,13 @@ impl Bundle {
             hasher.update(name.as_bytes());
             hasher.update((bytes.len() as u64).to_le_bytes());
             hasher.update(bytes);
-            let text = std::str::from_utf8(bytes).with_context(|| format!("{name} is not UTF-8"))?;
+            let text =
+                std::str::from_utf8(bytes).with_context(|| format!("{name} is not UTF-8"))?;
             if name.ends_with(".rego") {
-                let file = RegoFile { name: name.clone(), source: text.to_string() };
+                let file = RegoFile {
+                    name: name.clone(),
+                    source: text.to_string(),
+                };
                 if name.ends_with("_test.rego") {
                     tests.push(file);
                 } else {
@@ -67,7 +71,10 @@ impl Bundle {
                 }
             } else {
                 let document = wrap_at(&data_path(name), parse_data(name, text)?);
-                data.push(DataFile { name: name.clone(), document });
+                data.push(DataFile {
+                    name: name.clone(),
+                    document,
+                });
             }
         }
         if policies.is_empty() {
@@ -75,7 +82,12 @@ impl Bundle {
         }
         let digest = hasher.finalize();
         let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        Ok(Bundle { revision: format!("sha256:{hex}"), policies, tests, data })
+        Ok(Bundle {
+            revision: format!("sha256:{hex}"),
+            policies,
+            tests,
+            data,
+        })
     }
 }
 
@@ -90,7 +102,8 @@ fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) -> Re
         }
         let path = entry.path();
         // `metadata` follows symlinks: ConfigMap files are symlinks into `..data`.
-        let meta = std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+        let meta =
+            std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
         if meta.is_dir() {
             collect(root, &path, files)?;
         } else if is_bundle_file(name) {
@@ -100,7 +113,8 @@ fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) -> Re
             if files.len() >= MAX_FILES {
                 bail!("more than {MAX_FILES} files under {}", root.display());
             }
-            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
             files.insert(relative(root, &path), bytes);
         }
     }
@@ -113,7 +127,10 @@ fn is_bundle_file(name: &str) -> bool {
 
 fn relative(root: &Path, path: &Path) -> String {
     let rel: PathBuf = path.strip_prefix(root).unwrap_or(path).to_path_buf();
-    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn parse_data(name: &str, text: &str) -> Result<Value> {
@@ -151,7 +168,10 @@ mod tests {
     fn reads_policies_tests_and_nested_data_with_a_stable_revision() -> Result<()> {
         let dir = tempfile::tempdir()?;
         std::fs::write(dir.path().join("a.rego"), "package a\nx := 1\n")?;
-        std::fs::write(dir.path().join("a_test.rego"), "package a\ntest_x if x == 1\n")?;
+        std::fs::write(
+            dir.path().join("a_test.rego"),
+            "package a\ntest_x if x == 1\n",
+        )?;
         std::fs::write(dir.path().join("data.json"), r#"{"top": 1}"#)?;
         std::fs::create_dir(dir.path().join("limits"))?;
         std::fs::write(dir.path().join("limits/data.json"), r#"{"max": 5}"#)?;

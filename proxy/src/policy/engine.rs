@@ -9,9 +9,9 @@
 
 use super::bundle::Bundle;
 use anyhow::{anyhow, Context, Result};
-use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::{Program, RegoVM};
+use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, Value};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -62,7 +62,11 @@ impl PreparedPolicy {
     /// and proves the bundle usable before it may serve: the entry point must exist and
     /// evaluate without error on a neutral request, and no rule may call a function
     /// that does not exist (regorus only reports those when they are evaluated).
-    pub fn compile(bundle: &Bundle, entrypoint: &str, eval_timeout: Duration) -> Result<PreparedPolicy> {
+    pub fn compile(
+        bundle: &Bundle,
+        entrypoint: &str,
+        eval_timeout: Duration,
+    ) -> Result<PreparedPolicy> {
         let mut engine = Engine::new();
         engine.set_rego_v0(false);
         for file in &bundle.policies {
@@ -76,14 +80,19 @@ impl PreparedPolicy {
                 .add_data(file.document.clone())
                 .with_context(|| format!("loading data file {}", file.name))?;
         }
-        let timer = ExecutionTimerConfig { limit: eval_timeout, check_interval: NonZeroU32::MIN.saturating_add(63) };
+        let timer = ExecutionTimerConfig {
+            limit: eval_timeout,
+            check_interval: NonZeroU32::MIN.saturating_add(63),
+        };
         engine.set_execution_timer_config(timer);
         check_functions_exist(&engine)?;
         engine.set_input(neutral_input());
         let expected = engine
             .eval_rule(entrypoint.to_string())
             .map_err(|e| anyhow!("{e}"))
-            .with_context(|| format!("evaluating the entry point {entrypoint} on a neutral request"))?;
+            .with_context(|| {
+                format!("evaluating the entry point {entrypoint} on a neutral request")
+            })?;
         let mut policy = PreparedPolicy {
             engine,
             program: None,
@@ -100,9 +109,14 @@ impl PreparedPolicy {
     /// interpreter's answer on the neutral request.
     fn compile_program(&mut self, expected: &Value) -> Option<Arc<Program>> {
         let entry: regorus::Rc<str> = self.entrypoint.as_str().into();
-        let compiled = self.engine.compile_with_entrypoint(&entry).map_err(|e| anyhow!("{e}"));
-        let program = compiled
-            .and_then(|c| Compiler::compile_from_policy(&c, &[self.entrypoint.as_str()]).map_err(|e| anyhow!("{e}")));
+        let compiled = self
+            .engine
+            .compile_with_entrypoint(&entry)
+            .map_err(|e| anyhow!("{e}"));
+        let program = compiled.and_then(|c| {
+            Compiler::compile_from_policy(&c, &[self.entrypoint.as_str()])
+                .map_err(|e| anyhow!("{e}"))
+        });
         let program = match program {
             Ok(program) => program,
             Err(e) => {
@@ -127,7 +141,8 @@ impl PreparedPolicy {
     fn new_vm(&self, program: &Arc<Program>) -> Result<RegoVM> {
         let mut vm = RegoVM::new();
         vm.load_program(program.clone());
-        vm.set_data(self.engine.get_data()).map_err(|e| anyhow!("{e}"))?;
+        vm.set_data(self.engine.get_data())
+            .map_err(|e| anyhow!("{e}"))?;
         vm.set_strict_builtin_errors(true);
         vm.set_max_instructions(MAX_INSTRUCTIONS);
         vm.set_execution_timer_config(Some(self.timer));
@@ -213,7 +228,10 @@ fn neutral_input() -> Value {
     request.insert(Value::from("headers"), Value::new_object());
     request.insert(Value::from("body"), Value::Null);
     let mut input = BTreeMap::new();
-    input.insert(Value::from("version"), Value::from(crate::pipeline::input::INPUT_VERSION));
+    input.insert(
+        Value::from("version"),
+        Value::from(crate::pipeline::input::INPUT_VERSION),
+    );
     input.insert(Value::from("route"), Value::from(""));
     input.insert(Value::from("request"), Value::from(request));
     input.insert(Value::from("user"), Value::Null);
@@ -230,7 +248,10 @@ mod tests {
     fn bundle(source: &str) -> Bundle {
         Bundle {
             revision: "sha256:test".into(),
-            policies: vec![RegoFile { name: "p.rego".into(), source: source.into() }],
+            policies: vec![RegoFile {
+                name: "p.rego".into(),
+                source: source.into(),
+            }],
             tests: vec![],
             data: vec![],
         }
@@ -255,15 +276,25 @@ mod tests {
 
     #[test]
     fn rejects_syntax_errors_missing_entrypoints_and_unknown_functions() {
-        assert!(PreparedPolicy::compile(&bundle("package lastmile\ndecision := {"), ENTRY, TIMEOUT).is_err());
-        assert!(PreparedPolicy::compile(&bundle("package other\nx := 1\n"), ENTRY, TIMEOUT).is_err());
+        assert!(PreparedPolicy::compile(
+            &bundle("package lastmile\ndecision := {"),
+            ENTRY,
+            TIMEOUT
+        )
+        .is_err());
+        assert!(
+            PreparedPolicy::compile(&bundle("package other\nx := 1\n"), ENTRY, TIMEOUT).is_err()
+        );
         let unknown = "package lastmile\ndecision := {}\nx if io.jwt.decode(input.t)\n";
         assert!(PreparedPolicy::compile(&bundle(unknown), ENTRY, TIMEOUT).is_err());
     }
 
     #[test]
     fn the_shipped_demo_policy_runs_on_bytecode() -> Result<()> {
-        let bundle = Bundle::read(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../policies/demo")))?;
+        let bundle = Bundle::read(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../policies/demo"
+        )))?;
         let policy = PreparedPolicy::compile(&bundle, ENTRY, TIMEOUT)?;
         assert_eq!(policy.evaluator_name(), "rvm");
         Ok(())

@@ -43,7 +43,11 @@ impl PolicyStore {
         let policy = compile_dir(&config)?;
         metrics.record_reload(Ok(policy.revision()));
         tracing::info!(revision = policy.revision(), dir = %config.dir.display(), "policy bundle loaded");
-        Ok(PolicyStore { current: ArcSwap::from_pointee(policy), config, metrics })
+        Ok(PolicyStore {
+            current: ArcSwap::from_pointee(policy),
+            config,
+            metrics,
+        })
     }
 
     /// The active policy snapshot.
@@ -63,7 +67,8 @@ impl PolicyStore {
             if bundle.revision == active {
                 return Ok(None);
             }
-            PreparedPolicy::compile(&bundle, &self.config.entrypoint, self.config.eval_timeout).map(Some)
+            PreparedPolicy::compile(&bundle, &self.config.entrypoint, self.config.eval_timeout)
+                .map(Some)
         });
         match compiled {
             Ok(None) => ReloadOutcome::Unchanged,

@@ -3,6 +3,7 @@
 //! trace is started; it is never forwarded as it came.
 
 use http::{HeaderMap, HeaderValue};
+use std::cell::Cell;
 
 /// The trace this request belongs to and lastmile's own span within it.
 #[derive(Debug, Clone)]
@@ -21,22 +22,37 @@ impl TraceContext {
             .and_then(parse_traceparent);
         let span_id = random_hex::<8>();
         match inbound {
-            Some((trace_id, flags)) => TraceContext { trace_id, span_id, flags },
-            None => TraceContext { trace_id: random_hex::<16>(), span_id, flags: "01".into() },
+            Some((trace_id, flags)) => TraceContext {
+                trace_id,
+                span_id,
+                flags,
+            },
+            None => TraceContext {
+                trace_id: random_hex::<16>(),
+                span_id,
+                flags: "01".into(),
+            },
         }
     }
 
     /// The `traceparent` to send upstream.
     pub fn traceparent(&self) -> Option<HeaderValue> {
-        HeaderValue::from_str(&format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags)).ok()
+        HeaderValue::from_str(&format!(
+            "00-{}-{}-{}",
+            self.trace_id, self.span_id, self.flags
+        ))
+        .ok()
     }
 }
 
 /// Returns the trace id and flags of a valid version-00-compatible traceparent.
 fn parse_traceparent(value: &str) -> Option<(String, String)> {
     let mut parts = value.trim().split('-');
-    let (version, trace_id, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let lower_hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let (version, trace_id, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let lower_hex = |s: &str, len: usize| {
+        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
     let valid = lower_hex(version, 2)
         && version != "ff"
         && (version != "00" || parts.next().is_none())
@@ -48,19 +64,48 @@ fn parse_traceparent(value: &str) -> Option<(String, String)> {
     valid.then(|| (trace_id.to_string(), flags.to_string()))
 }
 
-fn random_hex<const N: usize>() -> String {
-    let mut bytes = [0u8; N];
-    if getrandom::fill(&mut bytes).is_err() || bytes.iter().all(|b| *b == 0) {
-        // Trace ids only need to be unique, not secret: fall back to the clock.
+thread_local! {
+    /// Trace and span ids must be unique, not secret: a per-thread SplitMix64 seeded
+    /// once from the OS avoids a `getrandom` system call on every request.
+    static ID_STATE: Cell<u64> = Cell::new(seed());
+}
+
+fn seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(1);
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = (nanos >> ((i % 16) * 8)) as u8 | 1;
-        }
+            .map_or(1, |d| d.as_nanos());
+        return nanos as u64 ^ u64::from(std::process::id()) << 32;
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    u64::from_le_bytes(bytes)
+}
+
+fn next_u64() -> u64 {
+    ID_STATE.with(|state| {
+        let next = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        state.set(next);
+        let mut z = next;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    })
+}
+
+/// `N` random bytes as lower-case hex, never all zero (W3C forbids all-zero ids).
+fn random_hex<const N: usize>() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(N * 2);
+    let mut word = next_u64() | 1;
+    for i in 0..N {
+        if i > 0 && i % 8 == 0 {
+            word = next_u64();
+        }
+        let byte = (word >> ((i % 8) * 8)) as u8;
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 15)]));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -69,7 +114,10 @@ mod tests {
 
     fn ctx(value: &str) -> TraceContext {
         let mut h = HeaderMap::new();
-        h.insert("traceparent", HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("x")));
+        h.insert(
+            "traceparent",
+            HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("x")),
+        );
         TraceContext::from_headers(&h)
     }
 

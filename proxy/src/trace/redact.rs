@@ -30,7 +30,13 @@ mod tests {
     #[test]
     fn redacts_named_fields_at_any_depth() {
         let mut v = json!({"Password": "p", "user": {"api_key": "k", "name": "n"}, "list": [{"token": "t"}]});
-        redact(&mut v, &["password".into(), "api_key".into(), "token".into()]);
-        assert_eq!(v, json!({"Password": REDACTED, "user": {"api_key": REDACTED, "name": "n"}, "list": [{"token": REDACTED}]}));
+        redact(
+            &mut v,
+            &["password".into(), "api_key".into(), "token".into()],
+        );
+        assert_eq!(
+            v,
+            json!({"Password": REDACTED, "user": {"api_key": REDACTED, "name": "n"}, "list": [{"token": REDACTED}]})
+        );
     }
 }

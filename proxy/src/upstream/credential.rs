@@ -64,16 +64,21 @@ impl Credential {
                 return Ok(cached.value.clone());
             }
         }
-        self.refresh().map(|c| c.value.clone()).ok_or(CredentialUnavailable)
+        self.refresh()
+            .map(|c| c.value.clone())
+            .ok_or(CredentialUnavailable)
     }
 
     fn refresh(&self) -> Option<Arc<Cached>> {
-        self.checked_at_ms.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.checked_at_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
         let CredentialSource::File(path) = &self.source else {
             if let Some(c) = self.cached.load_full() {
                 return Some(c);
             }
-            let CredentialSource::Env(var) = &self.source else { return None };
+            let CredentialSource::Env(var) = &self.source else {
+                return None;
+            };
             let fresh = Arc::new(self.build(std::env::var(var).ok()?.trim(), None, 0)?);
             self.cached.store(Some(fresh.clone()));
             return Some(fresh);
@@ -97,7 +102,11 @@ impl Credential {
         }
         let mut value = HeaderValue::from_str(&format!("{}{}", self.prefix, secret)).ok()?;
         value.set_sensitive(true);
-        Some(Cached { value, modified, len })
+        Some(Cached {
+            value,
+            modified,
+            len,
+        })
     }
 }
 
@@ -117,7 +126,10 @@ mod tests {
         });
         assert_eq!(cred.value()?, "Bearer one");
         std::fs::write(&path, "second")?;
-        assert_eq!(cred.refresh().map(|c| c.value.clone()), Some(HeaderValue::from_static("Bearer second")));
+        assert_eq!(
+            cred.refresh().map(|c| c.value.clone()),
+            Some(HeaderValue::from_static("Bearer second"))
+        );
         std::fs::remove_file(&path)?;
         assert!(cred.refresh().is_none());
         Ok(())

@@ -38,7 +38,9 @@ pub enum UpstreamFailure {
 
 /// Builds the route's client: webpki roots plus the route's CA file, if any.
 pub fn client(route: &RouteConfig) -> Result<UpstreamClient> {
-    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
     if let Some(path) = &route.ca_file {
         let certs = CertificateDer::pem_file_iter(path)
             .with_context(|| format!("reading CA file {}", path.display()))?
@@ -49,11 +51,13 @@ pub fn client(route: &RouteConfig) -> Result<UpstreamClient> {
             anyhow::bail!("CA file {} holds no usable certificate", path.display());
         }
     }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .context("configuring TLS")?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("configuring TLS")?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);

@@ -87,7 +87,12 @@ pub fn parse(value: &Value) -> Result<Decision, DecisionError> {
     let object = match value {
         Value::Undefined => return err("the policy produced no decision (entry point undefined)"),
         Value::Object(object) => object,
-        other => return err(format!("the decision must be an object, got {}", type_name(other))),
+        other => {
+            return err(format!(
+                "the decision must be an object, got {}",
+                type_name(other)
+            ))
+        }
     };
     for key in object.keys() {
         match key {
@@ -95,13 +100,29 @@ pub fn parse(value: &Value) -> Result<Decision, DecisionError> {
             other => return err(format!("unknown decision key {other}")),
         }
     }
-    let field = |name: &str| object.get(&Value::from(name)).filter(|v| !matches!(v, Value::Null));
+    let field = |name: &str| {
+        object
+            .get(&Value::from(name))
+            .filter(|v| !matches!(v, Value::Null))
+    };
     Ok(Decision {
-        deny: field("deny").map(|v| reasons("deny", v)).transpose()?.unwrap_or_default(),
-        approval: field("approval").map(|v| reasons("approval", v)).transpose()?.unwrap_or_default(),
+        deny: field("deny")
+            .map(|v| reasons("deny", v))
+            .transpose()?
+            .unwrap_or_default(),
+        approval: field("approval")
+            .map(|v| reasons("approval", v))
+            .transpose()?
+            .unwrap_or_default(),
         dedup: field("dedup").map(dedup).transpose()?,
-        add_headers: field("add_headers").map(add_headers).transpose()?.unwrap_or_default(),
-        add_query: field("add_query").map(add_query).transpose()?.unwrap_or_default(),
+        add_headers: field("add_headers")
+            .map(add_headers)
+            .transpose()?
+            .unwrap_or_default(),
+        add_query: field("add_query")
+            .map(add_query)
+            .transpose()?
+            .unwrap_or_default(),
     })
 }
 
@@ -122,23 +143,36 @@ fn elements<'a>(name: &str, value: &'a Value) -> Result<Vec<&'a Value>, Decision
     match value {
         Value::Array(items) => Ok(items.iter().collect()),
         Value::Set(items) => Ok(items.iter().collect()),
-        other => err(format!("{name} must be a set or an array, got {}", type_name(other))),
+        other => err(format!(
+            "{name} must be a set or an array, got {}",
+            type_name(other)
+        )),
     }
 }
 
 fn reasons(name: &str, value: &Value) -> Result<Vec<Reason>, DecisionError> {
-    elements(name, value)?.into_iter().map(|item| reason(name, item)).collect()
+    elements(name, value)?
+        .into_iter()
+        .map(|item| reason(name, item))
+        .collect()
 }
 
 fn reason(name: &str, item: &Value) -> Result<Reason, DecisionError> {
     let text = |key: &str| match &item[key] {
         Value::String(s) if !s.is_empty() => Ok(s.to_string()),
-        _ => err(format!("every {name} reason needs a non-empty string {key:?}, got {item}")),
+        _ => err(format!(
+            "every {name} reason needs a non-empty string {key:?}, got {item}"
+        )),
     };
     if !matches!(item, Value::Object(_)) {
-        return err(format!("every {name} reason must be an object with code and message, got {item}"));
+        return err(format!(
+            "every {name} reason must be an object with code and message, got {item}"
+        ));
     }
-    Ok(Reason { code: text("code")?, message: text("message")? })
+    Ok(Reason {
+        code: text("code")?,
+        message: text("message")?,
+    })
 }
 
 fn dedup(value: &Value) -> Result<DedupIntent, DecisionError> {
@@ -162,14 +196,26 @@ fn dedup(value: &Value) -> Result<DedupIntent, DecisionError> {
     let shared = match &value["shared"] {
         Value::Undefined | Value::Null => false,
         Value::Bool(b) => *b,
-        other => return err(format!("dedup.shared must be a boolean, got {}", type_name(other))),
+        other => {
+            return err(format!(
+                "dedup.shared must be a boolean, got {}",
+                type_name(other)
+            ))
+        }
     };
-    Ok(DedupIntent { key, window, shared })
+    Ok(DedupIntent {
+        key,
+        window,
+        shared,
+    })
 }
 
 fn string_map(name: &str, value: &Value) -> Result<Vec<(String, Value)>, DecisionError> {
     let Value::Object(object) = value else {
-        return err(format!("{name} must be an object, got {}", type_name(value)));
+        return err(format!(
+            "{name} must be an object, got {}",
+            type_name(value)
+        ));
     };
     object
         .iter()
@@ -190,10 +236,15 @@ fn add_headers(value: &Value) -> Result<Vec<(HeaderName, HeaderValue)>, Decision
                 return err(format!("add_headers: {name:?} is reserved for the proxy"));
             }
             let Value::String(text) = &v else {
-                return err(format!("add_headers: the value of {name:?} must be a string"));
+                return err(format!(
+                    "add_headers: the value of {name:?} must be a string"
+                ));
             };
-            let value = HeaderValue::from_str(text)
-                .or_else(|_| err(format!("add_headers: the value of {name:?} is not a valid header value")))?;
+            let value = HeaderValue::from_str(text).or_else(|_| {
+                err(format!(
+                    "add_headers: the value of {name:?} is not a valid header value"
+                ))
+            })?;
             Ok((header, value))
         })
         .collect()
@@ -212,7 +263,11 @@ fn add_query(value: &Value) -> Result<Vec<(String, Vec<String>)>, DecisionError>
                         _ => err(format!("add_query: values of {name:?} must be strings")),
                     })
                     .collect::<Result<_, _>>()?,
-                _ => return err(format!("add_query: {name:?} must be a string or a list of strings")),
+                _ => {
+                    return err(format!(
+                        "add_query: {name:?} must be a string or a list of strings"
+                    ))
+                }
             };
             Ok((name, values))
         })
