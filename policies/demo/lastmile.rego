@@ -118,6 +118,7 @@ default add_query := {}
 deny contains {"code": "raw_recipient", "message": "name a contact by role (billing, ap_clerk), never by address"} if {
 	some _, value in body
 	is_string(value)
+	contains(value, "@") # a cheap prefilter: most values never reach the regex
 	regex.match(`[^@\s]+@[^@\s]+`, value)
 }
 
