@@ -36,10 +36,12 @@ impl RouteTable {
         RouteTable { prefixes, hosts }
     }
 
-    /// Finds the route for a request URI, or `None` (the caller refuses: fail closed).
-    pub fn find<'u>(&self, uri: &'u Uri) -> Option<RouteMatch<'u>> {
+    /// Finds the route for a request, or `None` (the caller refuses: fail closed).
+    /// `absolute_form` is true for an HTTP/1 request line naming a host; HTTP/2
+    /// requests always carry an authority, so for them the path decides.
+    pub fn find<'u>(&self, uri: &'u Uri, absolute_form: bool) -> Option<RouteMatch<'u>> {
         let path = uri.path();
-        if let Some(authority) = uri.authority() {
+        if let Some(authority) = uri.authority().filter(|_| absolute_form) {
             let host = authority.as_str().to_ascii_lowercase();
             let bare = authority.host().to_ascii_lowercase();
             let index = self
@@ -87,7 +89,9 @@ mod tests {
 
     fn find(t: &RouteTable, uri: &str) -> Option<(usize, String)> {
         let uri: Uri = uri.parse().ok()?;
-        t.find(&uri).map(|m| (m.index, m.path.to_string()))
+        let absolute = uri.authority().is_some();
+        t.find(&uri, absolute)
+            .map(|m| (m.index, m.path.to_string()))
     }
 
     #[test]
@@ -108,6 +112,13 @@ mod tests {
             find(&table(), "/crm/admin/users"),
             Some((1, "/users".into()))
         );
+    }
+
+    #[test]
+    fn http2_authority_does_not_make_a_request_absolute_form() -> anyhow::Result<()> {
+        let uri: Uri = "http://127.0.0.1:15001/crm/v1".parse()?;
+        assert_eq!(table().find(&uri, false).map(|m| m.path), Some("/v1"));
+        Ok(())
     }
 
     #[test]

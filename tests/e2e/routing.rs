@@ -50,3 +50,41 @@ async fn absolute_form_request_is_routed_by_host() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn cleartext_http2_requests_are_served_and_forwarded() -> anyhow::Result<()> {
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let upstream = Upstream::start(Behaviour::created()).await?;
+    let proxy = Proxy::start(&Setup::new(vec![RouteSpec::new(
+        "crm",
+        "/crm",
+        upstream.url(),
+    )]))
+    .await?;
+    // Prior-knowledge h2c, as gRPC-style and HTTP/2-only clients speak it.
+    let h2c: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let request = http::Request::post(format!("http://{}/crm/v1/tickets", proxy.data))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(br#"{"subject":"printer"}"#)))?;
+    let reply = crate::harness::client::send(&h2c, request).await?;
+    anyhow::ensure!(
+        reply.status == 201,
+        "status {}: {}",
+        reply.status,
+        reply.text()
+    );
+    anyhow::ensure!(reply.header("lastmile-decision").as_deref() == Some("allowed"));
+    let received = upstream.received();
+    anyhow::ensure!(
+        received.len() == 1,
+        "upstream received {} requests",
+        received.len()
+    );
+    Ok(())
+}

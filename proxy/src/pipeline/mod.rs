@@ -159,7 +159,12 @@ impl Proxy {
             return Err(Refusal::Connect);
         }
         let (parts, body) = request.into_parts();
-        let matched = self.table.find(&parts.uri).ok_or(Refusal::NoRoute)?;
+        let absolute_form =
+            parts.version < http::Version::HTTP_2 && parts.uri.authority().is_some();
+        let matched = self
+            .table
+            .find(&parts.uri, absolute_form)
+            .ok_or(Refusal::NoRoute)?;
         let route = self.routes.get(matched.index).ok_or(Refusal::NoRoute)?;
         record.route = Some(route.config.name.clone());
         record.mode = Some(route.config.mode.as_str());
