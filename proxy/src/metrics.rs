@@ -138,7 +138,8 @@ impl Metrics {
     }
 
     /// Records a reload attempt and, on success, the newly active revision.
-    pub fn record_reload(&self, result: Result<&str, ()>) {
+    /// `Err` carries the result label: `failure` or `tests_failed`.
+    pub fn record_reload(&self, result: Result<&str, &'static str>) {
         match result {
             Ok(revision) => {
                 self.policy_reloads.with_label_values(&["success"]).inc();
@@ -146,8 +147,8 @@ impl Metrics {
                 self.policy_info.reset();
                 self.policy_info.with_label_values(&[revision]).set(1);
             }
-            Err(()) => {
-                self.policy_reloads.with_label_values(&["failure"]).inc();
+            Err(label) => {
+                self.policy_reloads.with_label_values(&[label]).inc();
                 self.policy_last_reload_successful.set(0);
             }
         }

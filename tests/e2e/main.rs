@@ -7,6 +7,7 @@ mod dry_run;
 mod failures;
 mod forwarding;
 mod observability;
+mod policy_cli;
 mod refusals;
 mod reload;
 mod routing;

@@ -29,6 +29,8 @@ pub struct PolicyConfig {
     pub eval_timeout: Duration,
     pub reload_debounce: Duration,
     pub poll_interval: Duration,
+    /// Run the bundle's own `*_test.rego` tests before it may serve.
+    pub require_tests_pass: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -159,6 +161,7 @@ impl Config {
                 eval_timeout: Duration::from_millis(p.eval_timeout_ms),
                 reload_debounce: Duration::from_millis(p.reload_debounce_ms),
                 poll_interval: Duration::from_secs(p.poll_interval_seconds.max(1)),
+                require_tests_pass: p.require_tests_pass,
             },
             identity: raw
                 .identity

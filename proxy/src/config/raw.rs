@@ -36,6 +36,8 @@ pub struct RawPolicies {
     pub reload_debounce_ms: u64,
     #[serde(default = "default_poll_interval_s")]
     pub poll_interval_seconds: u64,
+    #[serde(default = "default_true")]
+    pub require_tests_pass: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,6 +161,9 @@ fn default_debounce_ms() -> u64 {
 }
 fn default_poll_interval_s() -> u64 {
     30
+}
+fn default_true() -> bool {
+    true
 }
 fn default_identity_header() -> String {
     "x-lastmile-user".into()

@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod decision;
 pub mod engine;
 pub mod reload;
+pub mod testing;
 
 use crate::config::PolicyConfig;
 use crate::metrics::Metrics;
@@ -34,13 +35,33 @@ pub enum ReloadOutcome {
     /// The directory could not be read or the bundle was rejected; the last good
     /// revision keeps serving.
     Rejected(String),
+    /// The bundle compiled but its own tests failed; the last good revision keeps
+    /// serving.
+    TestsFailed(String),
+}
+
+/// Why a bundle may not serve.
+#[derive(Debug)]
+enum Refused {
+    Invalid(anyhow::Error),
+    TestsFailed(String),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::Invalid(e) => write!(f, "{e:#}"),
+            Refused::TestsFailed(failures) => write!(f, "the bundle's tests failed: {failures}"),
+        }
+    }
 }
 
 impl PolicyStore {
     /// Loads the bundle at start-up. A bundle that cannot be loaded is an error: the
     /// proxy never starts without a policy.
     pub fn load(config: PolicyConfig, metrics: Metrics) -> Result<PolicyStore> {
-        let policy = compile_dir(&config)?;
+        let bundle = Bundle::read(&config.dir)?;
+        let policy = prepare(&bundle, &config).map_err(|e| anyhow::anyhow!("{e}"))?;
         metrics.record_reload(Ok(policy.revision()));
         tracing::info!(revision = policy.revision(), dir = %config.dir.display(), "policy bundle loaded");
         Ok(PolicyStore {
@@ -63,13 +84,14 @@ impl PolicyStore {
     /// Blocking: compiling takes milliseconds, so call it off the async workers.
     pub fn reload(&self) -> ReloadOutcome {
         let active = self.current.load().revision().to_string();
-        let compiled = Bundle::read(&self.config.dir).and_then(|bundle| {
-            if bundle.revision == active {
-                return Ok(None);
-            }
-            PreparedPolicy::compile(&bundle, &self.config.entrypoint, self.config.eval_timeout)
-                .map(Some)
-        });
+        let compiled = Bundle::read(&self.config.dir)
+            .map_err(Refused::Invalid)
+            .and_then(|bundle| {
+                if bundle.revision == active {
+                    return Ok(None);
+                }
+                prepare(&bundle, &self.config).map(Some)
+            });
         match compiled {
             Ok(None) => ReloadOutcome::Unchanged,
             Ok(Some(policy)) => {
@@ -79,17 +101,39 @@ impl PolicyStore {
                 tracing::info!(%revision, previous = %active, "policy bundle activated");
                 ReloadOutcome::Activated(revision)
             }
-            Err(e) => {
-                let message = format!("{e:#}");
-                self.metrics.record_reload(Err(()));
+            Err(refused) => {
+                let message = refused.to_string();
+                let tests_failed = matches!(refused, Refused::TestsFailed(_));
+                self.metrics.record_reload(Err(if tests_failed {
+                    "tests_failed"
+                } else {
+                    "failure"
+                }));
                 tracing::error!(error = %message, serving = %active, "policy bundle rejected; the last good bundle keeps serving");
-                ReloadOutcome::Rejected(message)
+                match refused {
+                    Refused::TestsFailed(_) => ReloadOutcome::TestsFailed(message),
+                    Refused::Invalid(_) => ReloadOutcome::Rejected(message),
+                }
             }
         }
     }
 }
 
-fn compile_dir(config: &PolicyConfig) -> Result<PreparedPolicy> {
-    let bundle = Bundle::read(&config.dir)?;
-    PreparedPolicy::compile(&bundle, &config.entrypoint, config.eval_timeout)
+/// Compiles a bundle and, when required, runs its own tests: a bundle serves only if
+/// it compiles, proves usable, and passes every test it ships.
+fn prepare(bundle: &Bundle, config: &PolicyConfig) -> Result<PreparedPolicy, Refused> {
+    let policy = PreparedPolicy::compile(bundle, &config.entrypoint, config.eval_timeout)
+        .map_err(Refused::Invalid)?;
+    if config.require_tests_pass && !bundle.tests.is_empty() {
+        let results = testing::run(bundle).map_err(Refused::Invalid)?;
+        let failures: Vec<String> = results
+            .iter()
+            .filter(|r| !r.passed())
+            .map(|r| format!("{} ({})", r.rule, r.file))
+            .collect();
+        if !failures.is_empty() {
+            return Err(Refused::TestsFailed(failures.join(", ")));
+        }
+    }
+    Ok(policy)
 }

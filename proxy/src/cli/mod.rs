@@ -1,0 +1,85 @@
+//! The command line.
+
+pub mod policy;
+
+use crate::config::Config;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Runs a command to completion. `Ok(false)` means it ran and found a problem, which
+/// the binary turns into a non-zero exit status.
+pub fn execute(command: Command) -> anyhow::Result<bool> {
+    match command {
+        Command::Policy { command } => policy::run(command),
+        Command::Run { config } => serve(async move {
+            let config = Config::load(&config)?;
+            crate::run(config, crate::signal::shutdown()).await
+        }),
+        Command::Demo { policies } => serve(crate::demo::run(policies, crate::signal::shutdown())),
+    }
+}
+
+/// Runs a server on a multi-threaded runtime (one worker per core, or
+/// `TOKIO_WORKER_THREADS`) until it stops.
+fn serve(server: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<bool> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(server).map(|()| true)
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lastmile",
+    version,
+    about = "Policy sidecar for AI agents acting on systems of record"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy with a config file.
+    Run {
+        /// The YAML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run a self-contained demo: a sample CRM upstream and the proxy in front of it.
+    Demo {
+        /// Policy directory to serve (default: ./policies/demo when present, else the
+        /// copy built into the binary).
+        #[arg(long)]
+        policies: Option<PathBuf>,
+    },
+    /// Check, test and evaluate policy bundles with the proxy's own engine.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Compile a bundle, prove its entry point, and print its revision.
+    Check {
+        dir: PathBuf,
+        #[arg(long, default_value = "data.lastmile.decision")]
+        entrypoint: String,
+    },
+    /// Run every `test_*` rule in the `*_test.rego` files of a bundle, or of every
+    /// bundle below a directory; exits non-zero on any failure.
+    Test { path: PathBuf },
+    /// Evaluate a bundle against an input document and print the decision and what
+    /// the proxy would do with it.
+    Eval {
+        dir: PathBuf,
+        /// The input document (JSON); `-` reads standard input.
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long, default_value = "data.lastmile.decision")]
+        entrypoint: String,
+    },
+}

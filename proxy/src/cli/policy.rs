@@ -1,0 +1,140 @@
+//! `lastmile policy ...`: the security team's tools, on the proxy's own engine code.
+
+use super::PolicyCommand;
+use crate::policy::bundle::Bundle;
+use crate::policy::decision::{self, Verdict};
+use crate::policy::engine::PreparedPolicy;
+use crate::policy::testing::{self, Outcome};
+use anyhow::{bail, Context, Result};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Evaluations from the command line get a generous limit: a person is waiting, not an
+/// agent.
+const CLI_EVAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs one policy command; `Ok(false)` means it ran and found a problem (exit 1).
+pub fn run(command: PolicyCommand) -> Result<bool> {
+    match command {
+        PolicyCommand::Check { dir, entrypoint } => check(&dir, &entrypoint),
+        PolicyCommand::Test { path } => test(&path),
+        PolicyCommand::Eval {
+            dir,
+            input,
+            entrypoint,
+        } => eval(&dir, &input, &entrypoint),
+    }
+}
+
+fn check(dir: &Path, entrypoint: &str) -> Result<bool> {
+    let bundle = Bundle::read(dir)?;
+    PreparedPolicy::compile(&bundle, entrypoint, CLI_EVAL_TIMEOUT)?;
+    println!(
+        "ok {} {} ({} policy files, {} test files, {} data files; entry point {entrypoint})",
+        dir.display(),
+        bundle.revision,
+        bundle.policies.len(),
+        bundle.tests.len(),
+        bundle.data.len()
+    );
+    Ok(true)
+}
+
+fn test(path: &Path) -> Result<bool> {
+    let bundles = bundle_dirs(path)?;
+    if bundles.is_empty() {
+        bail!("no policy bundle under {}", path.display());
+    }
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for dir in bundles {
+        let bundle = Bundle::read(&dir)?;
+        println!("{} ({})", dir.display(), bundle.revision);
+        let results =
+            testing::run(&bundle).with_context(|| format!("testing {}", dir.display()))?;
+        if results.is_empty() {
+            println!("  no tests");
+        }
+        for result in results {
+            let ms = result.duration.as_secs_f64() * 1000.0;
+            match &result.outcome {
+                Outcome::Pass => println!("  PASS  {} ({}) {ms:.1} ms", result.rule, result.file),
+                Outcome::Fail => println!("  FAIL  {} ({}) {ms:.1} ms", result.rule, result.file),
+                Outcome::Error(e) => println!("  ERROR {} ({}): {e}", result.rule, result.file),
+            }
+            if result.passed() {
+                passed += 1;
+            } else {
+                failed += 1;
+            }
+        }
+    }
+    println!("policy tests: {passed} passed, {failed} failed");
+    Ok(failed == 0)
+}
+
+/// A directory with `.rego` files of its own is one bundle; otherwise each
+/// subdirectory holding any is a bundle (so `policies/` tests every bundle in it).
+fn bundle_dirs(path: &Path) -> Result<Vec<PathBuf>> {
+    let has_rego = |dir: &Path| -> Result<bool> {
+        Ok(std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().ends_with(".rego")))
+    };
+    if has_rego(path)? {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir(path).with_context(|| format!("reading {}", path.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') || !entry.path().is_dir() {
+            continue;
+        }
+        dirs.extend(bundle_dirs(&entry.path())?);
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+fn eval(dir: &Path, input: &Path, entrypoint: &str) -> Result<bool> {
+    let bundle = Bundle::read(dir)?;
+    let policy = PreparedPolicy::compile(&bundle, entrypoint, CLI_EVAL_TIMEOUT)?;
+    let text = if input.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        text
+    } else {
+        std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?
+    };
+    let input: regorus::Value =
+        serde_json::from_str(&text).context("the input is not valid JSON")?;
+    let value = policy.evaluate(input)?;
+    let raw: serde_json::Value = serde_json::to_value(&value).unwrap_or(serde_json::Value::Null);
+    let report = match decision::parse(&value) {
+        Ok(d) => {
+            let outcome = match d.verdict() {
+                Verdict::Deny => "deny (403 denied)",
+                Verdict::Approval => "approval required",
+                Verdict::Allow => "allow (forwarded)",
+            };
+            serde_json::json!({
+                "revision": bundle.revision,
+                "outcome": outcome,
+                "deny": d.deny,
+                "approval": d.approval,
+                "dedup_key": d.dedup.as_ref().and_then(|i| serde_json::to_value(&i.key).ok()),
+                "decision": raw,
+            })
+        }
+        Err(e) => serde_json::json!({
+            "revision": bundle.revision,
+            "outcome": "policy_error (403)",
+            "error": e.to_string(),
+            "decision": raw,
+        }),
+    };
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(true)
+}
