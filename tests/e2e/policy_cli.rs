@@ -162,3 +162,37 @@ async fn a_bundle_whose_tests_fail_is_not_activated() -> Result<()> {
     .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_changed_library_file_is_reloaded_with_the_bundle() -> Result<()> {
+    let upstream = Upstream::start(Behaviour::created()).await?;
+    let workspace = Workspace::with_policy(
+        "package lastmile\n\nimport data.lastmile.lib.shared\n\n\
+         decision := {\"deny\": [{\"code\": shared.code, \"message\": \"from the library\"}]}\n",
+    )?;
+    workspace.write(
+        "library/shared.rego",
+        "package lastmile.lib.shared\n\ncode := \"v1\"\n",
+    )?;
+    let setup = Setup::new(vec![RouteSpec::new("crm", "/crm", upstream.url())]).with_library();
+    let proxy = workspace.start(&setup).await?;
+    let body = json!({"subject": "hi"});
+    let code = || async {
+        let reply = proxy.post_json("/crm/v1/tickets", &[], &body).await?;
+        Ok::<_, anyhow::Error>(reply.json()?["error"]["reasons"][0]["code"].clone())
+    };
+    ensure!(code().await? == "v1");
+    proxy.workspace().write(
+        "library/shared.rego",
+        "package lastmile.lib.shared\n\ncode := \"v2\"\n",
+    )?;
+    eventually(
+        "the library change to take effect",
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || async { Ok((code().await? == "v2").then_some(())) },
+    )
+    .await?;
+    ensure!(upstream.received().is_empty());
+    Ok(())
+}

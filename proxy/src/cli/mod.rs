@@ -66,12 +66,21 @@ pub enum PolicyCommand {
     /// Compile a bundle, prove its entry point, and print its revision.
     Check {
         dir: PathBuf,
+        /// Library directories loaded with the bundle (as `policies.library_dirs`).
+        #[arg(long = "lib")]
+        libraries: Vec<PathBuf>,
         #[arg(long, default_value = "data.lastmile.decision")]
         entrypoint: String,
     },
     /// Run every `test_*` rule in the `*_test.rego` files of a bundle, or of every
-    /// bundle below a directory; exits non-zero on any failure.
-    Test { path: PathBuf },
+    /// bundle below a directory; exits non-zero on any failure. Below a directory with
+    /// a `lib/` folder, the library is tested alone and loaded with every other bundle.
+    Test {
+        path: PathBuf,
+        /// Library directories loaded with every bundle tested.
+        #[arg(long = "lib")]
+        libraries: Vec<PathBuf>,
+    },
     /// Evaluate a bundle against an input document and print the decision and what
     /// the proxy would do with it.
     Eval {
@@ -79,6 +88,9 @@ pub enum PolicyCommand {
         /// The input document (JSON); `-` reads standard input.
         #[arg(long)]
         input: PathBuf,
+        /// Library directories loaded with the bundle.
+        #[arg(long = "lib")]
+        libraries: Vec<PathBuf>,
         #[arg(long, default_value = "data.lastmile.decision")]
         entrypoint: String,
     },

@@ -17,18 +17,23 @@ const CLI_EVAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Runs one policy command; `Ok(false)` means it ran and found a problem (exit 1).
 pub fn run(command: PolicyCommand) -> Result<bool> {
     match command {
-        PolicyCommand::Check { dir, entrypoint } => check(&dir, &entrypoint),
-        PolicyCommand::Test { path } => test(&path),
+        PolicyCommand::Check {
+            dir,
+            libraries,
+            entrypoint,
+        } => check(&dir, &libraries, &entrypoint),
+        PolicyCommand::Test { path, libraries } => test(&path, &libraries),
         PolicyCommand::Eval {
             dir,
             input,
+            libraries,
             entrypoint,
-        } => eval(&dir, &input, &entrypoint),
+        } => eval(&dir, &input, &libraries, &entrypoint),
     }
 }
 
-fn check(dir: &Path, entrypoint: &str) -> Result<bool> {
-    let bundle = Bundle::read(dir)?;
+fn check(dir: &Path, libraries: &[PathBuf], entrypoint: &str) -> Result<bool> {
+    let bundle = Bundle::read_with_libraries(dir, libraries)?;
     PreparedPolicy::compile(&bundle, entrypoint, CLI_EVAL_TIMEOUT)?;
     println!(
         "ok {} {} ({} policy files, {} test files, {} data files; entry point {entrypoint})",
@@ -41,14 +46,23 @@ fn check(dir: &Path, entrypoint: &str) -> Result<bool> {
     Ok(true)
 }
 
-fn test(path: &Path) -> Result<bool> {
-    let bundles = bundle_dirs(path)?;
+fn test(path: &Path, libraries: &[PathBuf]) -> Result<bool> {
+    let mut libraries = libraries.to_vec();
+    let mut bundles = bundle_dirs(path)?;
+    let shipped_library = path.join("lib");
+    if bundles.len() > 1 && bundles.contains(&shipped_library) {
+        // The library is tested on its own first, then loaded with every other bundle.
+        bundles.retain(|b| *b != shipped_library);
+        bundles.insert(0, shipped_library.clone());
+        libraries.push(shipped_library.clone());
+    }
     if bundles.is_empty() {
         bail!("no policy bundle under {}", path.display());
     }
     let (mut passed, mut failed) = (0usize, 0usize);
     for dir in bundles {
-        let bundle = Bundle::read(&dir)?;
+        let with: Vec<PathBuf> = libraries.iter().filter(|l| **l != dir).cloned().collect();
+        let bundle = Bundle::read_with_libraries(&dir, &with)?;
         println!("{} ({})", dir.display(), bundle.revision);
         let results =
             testing::run(&bundle).with_context(|| format!("testing {}", dir.display()))?;
@@ -98,8 +112,8 @@ fn bundle_dirs(path: &Path) -> Result<Vec<PathBuf>> {
     Ok(dirs)
 }
 
-fn eval(dir: &Path, input: &Path, entrypoint: &str) -> Result<bool> {
-    let bundle = Bundle::read(dir)?;
+fn eval(dir: &Path, input: &Path, libraries: &[PathBuf], entrypoint: &str) -> Result<bool> {
+    let bundle = Bundle::read_with_libraries(dir, libraries)?;
     let policy = PreparedPolicy::compile(&bundle, entrypoint, CLI_EVAL_TIMEOUT)?;
     let text = if input.as_os_str() == "-" {
         let mut text = String::new();

@@ -25,6 +25,8 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct PolicyConfig {
     pub dir: PathBuf,
+    /// Shared Rego libraries loaded with the bundle and watched like it.
+    pub library_dirs: Vec<PathBuf>,
     pub entrypoint: String,
     pub eval_timeout: Duration,
     pub reload_debounce: Duration,
@@ -157,6 +159,7 @@ impl Config {
             admin_listen,
             policies: PolicyConfig {
                 dir: resolve(base, &p.dir),
+                library_dirs: p.library_dirs.iter().map(|d| resolve(base, d)).collect(),
                 entrypoint: p.entrypoint,
                 eval_timeout: Duration::from_millis(p.eval_timeout_ms),
                 reload_debounce: Duration::from_millis(p.reload_debounce_ms),

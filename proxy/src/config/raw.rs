@@ -28,6 +28,8 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawPolicies {
     pub dir: PathBuf,
+    #[serde(default)]
+    pub library_dirs: Vec<PathBuf>,
     #[serde(default = "default_entrypoint")]
     pub entrypoint: String,
     #[serde(default = "default_eval_timeout_ms")]

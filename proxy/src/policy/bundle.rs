@@ -46,13 +46,27 @@ pub struct Bundle {
 impl Bundle {
     /// Reads the whole directory. Fails when it holds no policy, or on unreadable files.
     pub fn read(dir: &Path) -> Result<Bundle> {
+        Bundle::read_with_libraries(dir, &[])
+    }
+
+    /// Reads the bundle directory together with library directories (shared Rego
+    /// packages, typically `policies/lib`). A library's files are named
+    /// `<library dir name>/<path>`; its data files land at their path within the
+    /// library, as if the library were merged into the bundle's root.
+    pub fn read_with_libraries(dir: &Path, libraries: &[PathBuf]) -> Result<Bundle> {
         let mut files = BTreeMap::new();
-        collect(dir, dir, &mut files)?;
+        collect(dir, dir, "", &mut files)?;
+        for library in libraries {
+            let prefix = library
+                .file_name()
+                .map_or("lib".into(), |n| n.to_string_lossy().into_owned());
+            collect(library, library, &format!("{prefix}/"), &mut files)?;
+        }
         let mut hasher = Sha256::new();
         let mut policies = Vec::new();
         let mut tests = Vec::new();
         let mut data = Vec::new();
-        for (name, bytes) in &files {
+        for (name, (data_name, bytes)) in &files {
             hasher.update((name.len() as u64).to_le_bytes());
             hasher.update(name.as_bytes());
             hasher.update((bytes.len() as u64).to_le_bytes());
@@ -70,7 +84,7 @@ impl Bundle {
                     policies.push(file);
                 }
             } else {
-                let document = wrap_at(&data_path(name), parse_data(name, text)?);
+                let document = wrap_at(&data_path(data_name), parse_data(name, text)?);
                 data.push(DataFile {
                     name: name.clone(),
                     document,
@@ -91,7 +105,10 @@ impl Bundle {
     }
 }
 
-fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) -> Result<()> {
+/// Files by name, each with the name that decides its data path, and its bytes.
+type Files = BTreeMap<String, (String, Vec<u8>)>;
+
+fn collect(root: &Path, dir: &Path, prefix: &str, files: &mut Files) -> Result<()> {
     let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
     for entry in entries {
         let entry = entry?;
@@ -105,7 +122,7 @@ fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) -> Re
         let meta =
             std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
         if meta.is_dir() {
-            collect(root, &path, files)?;
+            collect(root, &path, prefix, files)?;
         } else if is_bundle_file(name) {
             if meta.len() > MAX_FILE_BYTES {
                 bail!("{} is larger than {MAX_FILE_BYTES} bytes", path.display());
@@ -115,7 +132,11 @@ fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) -> Re
             }
             let bytes =
                 std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            files.insert(relative(root, &path), bytes);
+            let data_name = relative(root, &path);
+            let name = format!("{prefix}{data_name}");
+            if files.insert(name.clone(), (data_name, bytes)).is_some() {
+                bail!("{name} appears both in the bundle and in a library");
+            }
         }
     }
     Ok(())
@@ -186,6 +207,27 @@ mod tests {
         assert_eq!(Bundle::read(dir.path())?.revision, bundle.revision);
         std::fs::write(dir.path().join("a.rego"), "package a\nx := 2\n")?;
         assert_ne!(Bundle::read(dir.path())?.revision, bundle.revision);
+        Ok(())
+    }
+
+    #[test]
+    fn libraries_are_read_under_their_own_name_and_change_the_revision() -> Result<()> {
+        let bundle_dir = tempfile::tempdir()?;
+        let root = tempfile::tempdir()?;
+        let lib = root.path().join("lib");
+        std::fs::create_dir(&lib)?;
+        std::fs::write(bundle_dir.path().join("p.rego"), "package p\nx := 1\n")?;
+        std::fs::write(lib.join("l.rego"), "package lastmile.lib.l\ny := 1\n")?;
+        std::fs::write(lib.join("data.json"), r#"{"limits": {"max": 3}}"#)?;
+        let alone = Bundle::read(bundle_dir.path())?;
+        let with = Bundle::read_with_libraries(bundle_dir.path(), std::slice::from_ref(&lib))?;
+        let names: Vec<&str> = with.policies.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["lib/l.rego", "p.rego"]);
+        assert_eq!(with.data[0].document["limits"]["max"], Value::from(3u64));
+        assert_ne!(alone.revision, with.revision);
+        std::fs::create_dir(bundle_dir.path().join("lib"))?;
+        std::fs::write(bundle_dir.path().join("lib/l.rego"), "package q")?;
+        assert!(Bundle::read_with_libraries(bundle_dir.path(), &[lib]).is_err());
         Ok(())
     }
 

@@ -60,7 +60,7 @@ impl PolicyStore {
     /// Loads the bundle at start-up. A bundle that cannot be loaded is an error: the
     /// proxy never starts without a policy.
     pub fn load(config: PolicyConfig, metrics: Metrics) -> Result<PolicyStore> {
-        let bundle = Bundle::read(&config.dir)?;
+        let bundle = Bundle::read_with_libraries(&config.dir, &config.library_dirs)?;
         let policy = prepare(&bundle, &config).map_err(|e| anyhow::anyhow!("{e}"))?;
         metrics.record_reload(Ok(policy.revision()));
         tracing::info!(revision = policy.revision(), dir = %config.dir.display(), "policy bundle loaded");
@@ -84,7 +84,7 @@ impl PolicyStore {
     /// Blocking: compiling takes milliseconds, so call it off the async workers.
     pub fn reload(&self) -> ReloadOutcome {
         let active = self.current.load().revision().to_string();
-        let compiled = Bundle::read(&self.config.dir)
+        let compiled = Bundle::read_with_libraries(&self.config.dir, &self.config.library_dirs)
             .map_err(Refused::Invalid)
             .and_then(|bundle| {
                 if bundle.revision == active {

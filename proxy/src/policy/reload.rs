@@ -53,7 +53,6 @@ async fn settle(changed: &Notify, debounce: Duration) {
 }
 
 fn start_watcher(store: &PolicyStore, changed: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
-    let dir = store.config().dir.clone();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Err(e) = &event {
             tracing::warn!(error = %e, "policy directory watch error; the poll will catch up");
@@ -67,9 +66,11 @@ fn start_watcher(store: &PolicyStore, changed: Arc<Notify>) -> Option<notify::Re
             return None;
         }
     };
-    if let Err(e) = watcher.watch(&dir, RecursiveMode::Recursive) {
-        tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the policy directory; relying on the poll");
-        return None;
+    let config = store.config();
+    for dir in std::iter::once(&config.dir).chain(&config.library_dirs) {
+        if let Err(e) = watcher.watch(dir, RecursiveMode::Recursive) {
+            tracing::warn!(error = %e, dir = %dir.display(), "cannot watch a policy directory; relying on the poll");
+        }
     }
     Some(watcher)
 }

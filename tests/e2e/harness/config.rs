@@ -110,6 +110,8 @@ pub struct Setup {
     pub identity: bool,
     /// `trace.include_body`.
     pub include_body: bool,
+    /// Load `library/` as a policy library directory.
+    pub library: bool,
 }
 
 impl Setup {
@@ -118,11 +120,17 @@ impl Setup {
             routes,
             identity: true,
             include_body: false,
+            library: false,
         }
     }
 
     pub fn include_body(mut self) -> Self {
         self.include_body = true;
+        self
+    }
+
+    pub fn with_library(mut self) -> Self {
+        self.library = true;
         self
     }
 
@@ -132,6 +140,9 @@ impl Setup {
         writeln!(y, "admin_listen: \"127.0.0.1:0\"")?;
         // The poll interval keeps its 30 s default: reload tests prove the watcher.
         writeln!(y, "policies:\n  dir: policies\n  reload_debounce_ms: 100")?;
+        if self.library {
+            writeln!(y, "  library_dirs: [library]")?;
+        }
         if self.identity {
             writeln!(
                 y,
