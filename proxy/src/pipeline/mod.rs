@@ -38,6 +38,9 @@ pub type ResponseBody = BoxBody<Bytes, hyper::Error>;
 
 /// Response header naming what lastmile did with the request.
 pub const DECISION_HEADER: &str = "lastmile-decision";
+/// Request bodies larger than this are not copied into traces.
+const TRACE_BODY_LIMIT: usize = 16 * 1024;
+
 /// Response header carrying the trace id, for looking the request up later.
 pub const TRACE_HEADER: &str = "lastmile-trace-id";
 
@@ -184,7 +187,7 @@ impl Proxy {
         let body = request::read_body(&parts.headers, body, route.config.max_body_bytes).await?;
         let view = request::view_body(&parts.headers, &body)?;
         if self.include_body {
-            record.request_body = self.redacted_body(&view);
+            record.request_body = self.redacted_body(&view, body.len());
         }
 
         let policy = self.policy.current();
@@ -255,10 +258,15 @@ impl Proxy {
         }
     }
 
-    fn redacted_body(&self, view: &BodyView) -> Option<serde_json::Value> {
+    /// The body for the trace, redacted; bodies over [`TRACE_BODY_LIMIT`] are replaced
+    /// by their size, which keeps the in-memory ring of recent traces bounded.
+    fn redacted_body(&self, view: &BodyView, len: usize) -> Option<serde_json::Value> {
         let BodyView::Json(value) = view else {
             return None;
         };
+        if len > TRACE_BODY_LIMIT {
+            return Some(serde_json::json!({"omitted_bytes": len}));
+        }
         let mut json = serde_json::to_value(value).ok()?;
         redact::redact(&mut json, &self.redact_fields);
         Some(json)
