@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod chart;
 mod dry_run;
 mod failures;
 mod forwarding;

@@ -1,0 +1,197 @@
+{{/*
+Internal helpers. Every helper that the public sidecar templates (_sidecar.tpl) call uses
+only .Values and .Release, so a parent chart can call them with
+(dict "Values" .Values.lastmile "Release" .Release).
+*/}}
+
+{{/* The "lastmile" part of names. */}}
+{{- define "lastmile.name" -}}
+{{- default "lastmile" .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* <release>-lastmile, or the release name alone when it already contains the name. */}}
+{{- define "lastmile.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "lastmile.name" . -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A name derived from the full name: (list . "suffix"). */}}
+{{- define "lastmile.componentName" -}}
+{{- $root := index . 0 -}}
+{{- $suffix := index . 1 -}}
+{{- printf "%s-%s" (include "lastmile.fullname" $root | trunc (int (sub 62 (len $suffix)))) $suffix | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "lastmile.configMapName" -}}
+{{- include "lastmile.componentName" (list . "config") -}}
+{{- end -}}
+
+{{- define "lastmile.policyConfigMapName" -}}
+{{- if .Values.policy.configMapName -}}
+{{- .Values.policy.configMapName -}}
+{{- else -}}
+{{- include "lastmile.componentName" (list . "policies") -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "lastmile.stateClaimName" -}}
+{{- if .Values.state.persistence.existingClaim -}}
+{{- .Values.state.persistence.existingClaim -}}
+{{- else -}}
+{{- include "lastmile.componentName" (list . "state") -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "lastmile.exampleAgentName" -}}
+{{- include "lastmile.componentName" (list . "example-agent") -}}
+{{- end -}}
+
+{{/* Labels on every resource of the chart (needs .Chart: chart templates only). */}}
+{{- define "lastmile.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "lastmile.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: lastmile
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "lastmile.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "lastmile.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* The example agent's pod selector. */}}
+{{- define "lastmile.exampleAgentSelectorLabels" -}}
+{{ include "lastmile.selectorLabels" . }}
+app.kubernetes.io/component: example-agent
+{{- end -}}
+
+{{/* Labels of the pods that carry the sidecar (podSelector, else the example agent's). */}}
+{{- define "lastmile.podSelectorLabels" -}}
+{{- if .Values.podSelector -}}
+{{- toYaml .Values.podSelector -}}
+{{- else -}}
+{{- include "lastmile.exampleAgentSelectorLabels" . -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "lastmile.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (required "image.tag (or image.digest) is required" .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Fixed paths inside the sidecar. Mount points are siblings: none is inside another
+volume, so every volume is mounted whole (no subPath) and updates in place. */}}
+{{- define "lastmile.configDir" -}}/etc/lastmile/config{{- end -}}
+{{- define "lastmile.configPath" -}}/etc/lastmile/config/lastmile.yaml{{- end -}}
+{{- define "lastmile.credentialsDir" -}}/etc/lastmile/credentials{{- end -}}
+{{- define "lastmile.identityKeysDir" -}}/etc/lastmile/identity/keys{{- end -}}
+{{- define "lastmile.identityHs256Dir" -}}/etc/lastmile/identity/hs256{{- end -}}
+
+{{/* Cross-field checks the JSON schema cannot express; fails the render with a reason. */}}
+{{- define "lastmile.validate" -}}
+{{- $v := .Values -}}
+{{- if not $v.routes -}}
+{{- fail "routes: at least one route is required" -}}
+{{- end -}}
+{{- $names := dict -}}
+{{- range $v.routes -}}
+{{- if hasKey $names .name -}}
+{{- fail (printf "routes: the name %q is used twice" .name) -}}
+{{- end -}}
+{{- $_ := set $names .name true -}}
+{{- if not (regexMatch "^https?://" .upstream) -}}
+{{- fail (printf "routes[%s].upstream: %q must start with http:// or https://" .name .upstream) -}}
+{{- end -}}
+{{- end -}}
+{{- if $v.identity.enabled -}}
+{{- $sources := 0 -}}
+{{- if $v.identity.keys.secretName }}{{ $sources = add1 $sources }}{{ end -}}
+{{- if $v.identity.keys.configMapName }}{{ $sources = add1 $sources }}{{ end -}}
+{{- if and $v.identity.keys.secretName $v.identity.keys.configMapName -}}
+{{- fail "identity.keys: set secretName or configMapName, not both" -}}
+{{- end -}}
+{{- if $v.identity.hs256.secretName }}{{ $sources = add1 $sources }}{{ end -}}
+{{- if eq $sources 0 -}}
+{{- fail "identity.enabled: set identity.keys.secretName, identity.keys.configMapName or identity.hs256.secretName" -}}
+{{- end -}}
+{{- end -}}
+{{- if and $v.dedup.redis.url $v.dedup.redis.existingSecret -}}
+{{- fail "dedup.redis: set url or existingSecret, not both" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The lastmile config file (YAML). Only fields the proxy knows are written: it rejects
+unknown fields at start. Optional route fields are written only when set, so the proxy's
+own defaults apply. */}}
+{{- define "lastmile.configFile" -}}
+{{- $v := .Values -}}
+{{- $policies := dict
+  "dir" $v.policy.mountPath
+  "entrypoint" $v.policy.entrypoint
+  "eval_timeout_ms" (int64 $v.policy.evalTimeoutMs)
+  "reload_debounce_ms" (int64 $v.policy.reloadDebounceMs)
+  "poll_interval_seconds" (int64 $v.policy.pollIntervalSeconds) -}}
+{{- $routes := list -}}
+{{- range $v.routes -}}
+{{- $route := dict "name" .name "upstream" .upstream -}}
+{{- if .prefix }}{{ $_ := set $route "prefix" .prefix }}{{ end -}}
+{{- if .hosts }}{{ $_ := set $route "hosts" .hosts }}{{ end -}}
+{{- if .caFile }}{{ $_ := set $route "ca_file" .caFile }}{{ end -}}
+{{- with .credential -}}
+{{- $credential := dict
+  "header" (.header | default "authorization")
+  "value_file" (printf "%s/%s/%s" (include "lastmile.credentialsDir" $) $route.name (.secretKey | default "token")) -}}
+{{- if .prefix }}{{ $_ := set $credential "prefix" .prefix }}{{ end -}}
+{{- $_ := set $route "credential" $credential -}}
+{{- end -}}
+{{- if .mode }}{{ $_ := set $route "mode" .mode }}{{ end -}}
+{{- if .timeoutMs }}{{ $_ := set $route "timeout_ms" (int64 .timeoutMs) }}{{ end -}}
+{{- if .connectTimeoutMs }}{{ $_ := set $route "connect_timeout_ms" (int64 .connectTimeoutMs) }}{{ end -}}
+{{- if .maxBodyBytes }}{{ $_ := set $route "max_body_bytes" (int64 .maxBodyBytes) }}{{ end -}}
+{{- if hasKey . "requireUser" }}{{ $_ := set $route "require_user" .requireUser }}{{ end -}}
+{{- $routes = append $routes $route -}}
+{{- end -}}
+{{- $trace := dict "output" $v.trace.output "ring_size" (int64 $v.trace.ringSize) "include_body" $v.trace.includeBody -}}
+{{- if $v.trace.redactFields }}{{ $_ := set $trace "redact_fields" $v.trace.redactFields }}{{ end -}}
+{{- $config := dict
+  "listen" (printf "%s:%d" $v.proxy.listenAddress (int $v.proxy.listenPort))
+  "admin_listen" (printf "%s:%d" $v.proxy.adminAddress (int $v.proxy.adminPort))
+  "policies" $policies
+  "routes" $routes
+  "trace" $trace
+  "server" (dict "header_read_timeout_ms" (int64 $v.proxy.headerReadTimeoutMs) "shutdown_grace_ms" (int64 $v.proxy.shutdownGraceMs)) -}}
+{{- if $v.identity.enabled -}}
+{{- $identity := dict "header" $v.identity.header "leeway_seconds" (int64 $v.identity.leewaySeconds) -}}
+{{- if or $v.identity.keys.secretName $v.identity.keys.configMapName -}}
+{{- $_ := set $identity "keys_file" (printf "%s/%s" (include "lastmile.identityKeysDir" .) $v.identity.keys.key) -}}
+{{- end -}}
+{{- if $v.identity.hs256.secretName -}}
+{{- $_ := set $identity "hs256_secret_file" (printf "%s/%s" (include "lastmile.identityHs256Dir" .) $v.identity.hs256.key) -}}
+{{- end -}}
+{{- if $v.identity.issuer }}{{ $_ := set $identity "issuer" $v.identity.issuer }}{{ end -}}
+{{- if $v.identity.audience }}{{ $_ := set $identity "audience" $v.identity.audience }}{{ end -}}
+{{- $_ := set $config "identity" $identity -}}
+{{- end -}}
+{{- $config = mustMergeOverwrite $config (deepCopy $v.proxy.extraConfig) -}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{/* A DNS-1123 volume name for a route's credential: route names may hold '_'. */}}
+{{- define "lastmile.credentialVolumeName" -}}
+{{- printf "lastmile-credential-%d" (int .) -}}
+{{- end -}}
