@@ -73,7 +73,7 @@ pub async fn serve(
 
     let (stop, stopped) = watch::channel(false);
     let mut reload_stopped = stopped.clone();
-    let reload = tokio::spawn(policy::reload::watch(policy, async move {
+    let reload = tokio::spawn(policy::reload::start(policy).run(async move {
         let _ = reload_stopped.wait_for(|s| *s).await;
     }));
     let data_addr = data.local_addr()?;

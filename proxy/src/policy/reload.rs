@@ -18,23 +18,43 @@ use tokio::time::{sleep, Instant};
 /// events keep arriving.
 const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
 
-/// Watches the policy directory until `shutdown` completes.
-pub async fn watch(store: Arc<PolicyStore>, shutdown: impl Future<Output = ()>) {
+/// A running watch on the policy directories.
+pub struct Watch {
+    store: Arc<PolicyStore>,
+    changed: Arc<Notify>,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+/// Starts watching now, before serving begins, so no change made after the proxy
+/// reports ready can be missed.
+pub fn start(store: Arc<PolicyStore>) -> Watch {
     let changed = Arc::new(Notify::new());
-    let _watcher = start_watcher(&store, changed.clone());
-    let debounce = store.config().reload_debounce;
-    let mut poll = tokio::time::interval(store.config().poll_interval);
-    poll.tick().await;
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => return,
-            _ = poll.tick() => {}
-            _ = changed.notified() => settle(&changed, debounce).await,
-        }
-        let store = store.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || store.reload()).await {
-            tracing::error!(error = %e, "policy reload task failed");
+    let watcher = start_watcher(&store, changed.clone());
+    Watch {
+        store,
+        changed,
+        _watcher: watcher,
+    }
+}
+
+impl Watch {
+    /// Reloads on every settled change and every poll until `shutdown` completes.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let debounce = self.store.config().reload_debounce;
+        let mut poll = tokio::time::interval(self.store.config().poll_interval);
+        tokio::pin!(shutdown);
+        // The first tick is immediate: it catches a change made between the initial
+        // load and the start of the watch.
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = poll.tick() => {}
+                _ = self.changed.notified() => settle(&self.changed, debounce).await,
+            }
+            let store = self.store.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || store.reload()).await {
+                tracing::error!(error = %e, "policy reload task failed");
+            }
         }
     }
 }
