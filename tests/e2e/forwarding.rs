@@ -2,7 +2,7 @@
 //! must see them: the route's credential, the policy's obligations, trace context.
 
 use crate::harness::upstream::CREATED_BODY;
-use crate::harness::{jwt, Behaviour, Proxy, RouteSpec, Setup, Upstream};
+use crate::harness::{crm_proxy, jwt};
 use crate::harness::{INBOUND_PARENT_ID, INBOUND_TRACE_ID, UPSTREAM_TOKEN};
 use anyhow::{ensure, Result};
 use bytes::Bytes;
@@ -13,14 +13,7 @@ use std::time::Duration;
 #[tokio::test]
 async fn allowed_post_is_forwarded_once_with_the_route_credential_and_trace_context() -> Result<()>
 {
-    let upstream = Upstream::start(Behaviour::created()).await?;
-    let proxy = Proxy::start(&Setup::new(vec![RouteSpec::new(
-        "crm",
-        "/crm",
-        upstream.url(),
-    )
-    .require_user()]))
-    .await?;
+    let (upstream, proxy) = crm_proxy(|route| route.require_user()).await?;
     let token = jwt::token("alice", "crm.read crm.write")?;
     let traceparent = format!("00-{INBOUND_TRACE_ID}-{INBOUND_PARENT_ID}-01");
     let body = r#"{"account":"acme","amount":120.5,"memo":"order \u00e9 7"}"#;
@@ -154,14 +147,7 @@ async fn allowed_post_is_forwarded_once_with_the_route_credential_and_trace_cont
 
 #[tokio::test]
 async fn policy_query_parameters_replace_the_agents() -> Result<()> {
-    let upstream = Upstream::start(Behaviour::created()).await?;
-    let proxy = Proxy::start(&Setup::new(vec![RouteSpec::new(
-        "crm",
-        "/crm",
-        upstream.url(),
-    )
-    .require_user()]))
-    .await?;
+    let (upstream, proxy) = crm_proxy(|route| route.require_user()).await?;
     let token = jwt::token("alice", "crm.read")?;
 
     let reply = proxy
@@ -195,13 +181,7 @@ async fn policy_query_parameters_replace_the_agents() -> Result<()> {
 
 #[tokio::test]
 async fn invalid_traceparent_starts_a_new_trace() -> Result<()> {
-    let upstream = Upstream::start(Behaviour::created()).await?;
-    let proxy = Proxy::start(&Setup::new(vec![RouteSpec::new(
-        "crm",
-        "/crm",
-        upstream.url(),
-    )]))
-    .await?;
+    let (upstream, proxy) = crm_proxy(std::convert::identity).await?;
     let bad = format!(
         "00-{}-{INBOUND_PARENT_ID}-01",
         INBOUND_TRACE_ID.to_uppercase()
@@ -229,13 +209,7 @@ async fn invalid_traceparent_starts_a_new_trace() -> Result<()> {
 
 #[tokio::test]
 async fn rotated_credential_file_is_used_without_a_restart() -> Result<()> {
-    let upstream = Upstream::start(Behaviour::created()).await?;
-    let proxy = Proxy::start(&Setup::new(vec![RouteSpec::new(
-        "crm",
-        "/crm",
-        upstream.url(),
-    )]))
-    .await?;
+    let (upstream, proxy) = crm_proxy(std::convert::identity).await?;
     let first = proxy.get("/crm/v1/invoices", &[]).await?;
     ensure!(first.status == 201, "{} {}", first.status, first.text());
 

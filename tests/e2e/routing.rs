@@ -1,21 +1,12 @@
 //! Absolute-form requests (clients configured with `HTTP_PROXY`) are routed by host.
 
 use crate::harness::upstream::CREATED_BODY;
-use crate::harness::{
-    assert_refusal, Behaviour, Proxy, RouteSpec, Setup, Upstream, UPSTREAM_TOKEN,
-};
+use crate::harness::{assert_refusal, crm_proxy, UPSTREAM_TOKEN};
 use anyhow::{ensure, Result};
 
 #[tokio::test]
 async fn absolute_form_request_is_routed_by_host() -> Result<()> {
-    let upstream = Upstream::start(Behaviour::created()).await?;
-    let proxy = Proxy::start(&Setup::new(vec![RouteSpec::new(
-        "crm",
-        "/crm",
-        upstream.url(),
-    )
-    .by_host("crm.e2e.test")]))
-    .await?;
+    let (upstream, proxy) = crm_proxy(|route| route.by_host("crm.e2e.test")).await?;
 
     let reply = proxy
         .raw("GET http://crm.e2e.test/v1/invoices?status=open HTTP/1.1\r\nHost: crm.e2e.test\r\nConnection: close\r\n\r\n")
@@ -58,13 +49,7 @@ async fn cleartext_http2_requests_are_served_and_forwarded() -> anyhow::Result<(
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
 
-    let upstream = Upstream::start(Behaviour::created()).await?;
-    let proxy = Proxy::start(&Setup::new(vec![RouteSpec::new(
-        "crm",
-        "/crm",
-        upstream.url(),
-    )]))
-    .await?;
+    let (upstream, proxy) = crm_proxy(std::convert::identity).await?;
     // Prior-knowledge h2c, as gRPC-style and HTTP/2-only clients speak it.
     let h2c: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .http2_only(true)

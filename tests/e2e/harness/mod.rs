@@ -26,6 +26,19 @@ pub const UPSTREAM_TOKEN: &str = "e2e-upstream-credential-7f3a9c51";
 pub const INBOUND_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 pub const INBOUND_PARENT_ID: &str = "00f067aa0ba902b7";
 
+/// The most common set-up: a recording upstream answering 201 behind one route, `crm`
+/// on `/crm`, shaped by `route`, with the standard test policy.
+pub async fn crm_proxy(route: impl FnOnce(RouteSpec) -> RouteSpec) -> Result<(Upstream, Proxy)> {
+    let upstream = Upstream::start(Behaviour::created()).await?;
+    let proxy = Proxy::start(&Setup::new(vec![route(RouteSpec::new(
+        "crm",
+        "/crm",
+        upstream.url(),
+    ))]))
+    .await?;
+    Ok((upstream, proxy))
+}
+
 /// Polls `check` every `every` until it yields a value, failing after `limit`.
 pub async fn eventually<T, F, Fut>(
     what: &str,
