@@ -2,7 +2,7 @@
 
 use super::PolicyCommand;
 use crate::policy::bundle::Bundle;
-use crate::policy::decision::{self, Verdict};
+use crate::policy::decision::{self, Reason, Verdict};
 use crate::policy::engine::PreparedPolicy;
 use crate::policy::testing::{self, Outcome};
 use anyhow::{bail, Context, Result};
@@ -138,6 +138,7 @@ fn eval(dir: &Path, input: &Path, libraries: &[PathBuf], entrypoint: &str) -> Re
                 "outcome": outcome,
                 "deny": d.deny,
                 "approval": d.approval,
+                "rules": reason_sources(&bundle, d.deny.iter().chain(&d.approval)),
                 "dedup_key": d.dedup.as_ref().and_then(|i| serde_json::to_value(&i.key).ok()),
                 "decision": raw,
             })
@@ -151,4 +152,32 @@ fn eval(dir: &Path, input: &Path, libraries: &[PathBuf], entrypoint: &str) -> Re
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(true)
+}
+
+/// Where each reason code is written in the bundle's policies (`file:line`), so a
+/// reader can find the rule behind a reason. regorus reports no provenance, so this
+/// is a search for the code's string literal: a code built at run time is not found.
+fn reason_sources<'a>(
+    bundle: &Bundle,
+    reasons: impl Iterator<Item = &'a Reason>,
+) -> serde_json::Map<String, serde_json::Value> {
+    reasons
+        .map(|reason| {
+            let literal = format!("\"{}\"", reason.code);
+            let places: Vec<String> = bundle
+                .policies
+                .iter()
+                .flat_map(|file| {
+                    file.source
+                        .lines()
+                        .enumerate()
+                        .filter(|(_, line)| {
+                            line.contains(&literal) && !line.trim_start().starts_with('#')
+                        })
+                        .map(move |(n, _)| format!("{}:{}", file.name, n + 1))
+                })
+                .collect();
+            (reason.code.clone(), serde_json::Value::from(places))
+        })
+        .collect()
 }
