@@ -1,0 +1,74 @@
+# Amount limits: money moved by one call. Over the tool's limit a person must approve
+# (`approval`, code amount_over_limit); over its hard ceiling the call is refused
+# outright (`deny`, code amount_over_ceiling). Limits and ceilings can differ per role.
+#
+# A tool's `amount` section names the body field holding the amount (`field`, default
+# "amount"), the `limit` and `ceiling`, and per-role overrides in `roles`. A user holding
+# several roles with an override gets the highest of them; a user holding none gets the
+# tool's default. Without a `limit` nothing needs approval; without a `ceiling` nothing
+# is refused for its size.
+# The data schema is documented in policies/README.md ("lastmile.lib.amounts").
+package lastmile.lib.amounts
+
+# The body field holding the amount.
+field := object.get(data.lastmile.lib.contracts.spec.amount, "field", "amount")
+
+# The amount the request moves; undefined when the tool has no `amount` section or the
+# body has no such field (`required_fields` says whether it must be there).
+amount := body[field] if {
+	body := data.lastmile.lib.contracts.body
+}
+
+# The approval limit that applies to the acting user: the highest `limit` among the
+# overrides of the roles they hold (the token's `roles` claim), else the tool's `limit`.
+limit := max(values) if {
+	values := [v |
+		is_array(input.user.roles)
+		some role in input.user.roles
+		v := data.lastmile.lib.contracts.spec.amount.roles[role].limit
+	]
+	count(values) > 0
+} else := data.lastmile.lib.contracts.spec.amount.limit
+
+# The hard ceiling that applies to the acting user, chosen the same way.
+ceiling := max(values) if {
+	values := [v |
+		is_array(input.user.roles)
+		some role in input.user.roles
+		v := data.lastmile.lib.contracts.spec.amount.roles[role].ceiling
+	]
+	count(values) > 0
+} else := data.lastmile.lib.contracts.spec.amount.ceiling
+
+# An amount must be a number: a string would compare by type, not by value.
+deny contains {"code": "value_not_allowed", "message": msg} if {
+	data.lastmile.lib.contracts.spec.amount
+	value := amount
+	not is_number(value)
+	msg := sprintf("%s must be a number", [field])
+}
+
+# An amount may not be negative: a negative refund is a charge.
+deny contains {"code": "value_not_allowed", "message": msg} if {
+	data.lastmile.lib.contracts.spec.amount
+	is_number(amount)
+	amount < 0
+	msg := sprintf("%s may not be negative", [field])
+}
+
+# Over the hard ceiling: refused, whoever approves.
+deny contains {"code": "amount_over_ceiling", "message": msg} if {
+	data.lastmile.lib.contracts.spec.amount
+	is_number(amount)
+	amount > ceiling
+	msg := sprintf("%s %v is over the hard ceiling of %v for %s", [field, amount, ceiling, data.lastmile.lib.contracts.tool])
+}
+
+# Over the limit but within the ceiling: a person must approve.
+approval contains {"code": "amount_over_limit", "message": msg} if {
+	data.lastmile.lib.contracts.spec.amount
+	is_number(amount)
+	amount > limit
+	not amount > ceiling
+	msg := sprintf("%s %v is over the limit of %v for %s; a person must approve", [field, amount, limit, data.lastmile.lib.contracts.tool])
+}
