@@ -64,6 +64,20 @@ deny contains {"code": "amount_over_ceiling", "message": msg} if {
 	msg := sprintf("%s %v is over the hard ceiling of %v for %s", [field, amount, ceiling, data.lastmile.lib.contracts.tool])
 }
 
+# An amount may not exceed an amount recorded in data: a refund no larger than the
+# invoice it refunds. `record_ceiling` names the argument holding the record's ID
+# (`arg`), its collection in data.records (`collection`) and the record's field holding
+# the amount (`field`).
+deny contains {"code": "amount_over_ceiling", "message": msg} if {
+	config := data.lastmile.lib.contracts.spec.amount.record_ceiling
+	is_number(amount)
+	id := data.lastmile.lib.contracts.args[config.arg]
+	records := data.records
+	recorded := records[config.collection][id][config.field]
+	amount > recorded
+	msg := sprintf("%s %v is more than the %s %v of %v", [field, amount, config.field, recorded, id])
+}
+
 # Over the limit but within the ceiling: a person must approve.
 approval contains {"code": "amount_over_limit", "message": msg} if {
 	data.lastmile.lib.contracts.spec.amount

@@ -26,6 +26,16 @@ tools := {
 		"scope": {},
 		"amount": {"field": "value", "limit": 50},
 	},
+	"refund_invoice": {
+		"method": "POST",
+		"path": ["v1", "invoices", ":invoice_id", "refunds"],
+		"allowed_fields": ["amount"],
+		"scope": {},
+		"amount": {
+			"limit": 1000,
+			"record_ceiling": {"arg": "invoice_id", "collection": "invoices", "field": "total"},
+		},
+	},
 	"cap": {
 		"method": "POST",
 		"path": ["v1", "caps"],
@@ -154,4 +164,23 @@ test_tool_without_amount_section_ignored if {
 	r := req([], ["v1", "notes"], {"amount": "lots"})
 	count(amounts.deny) == 0 with input as r with data.tools as tools
 	count(amounts.approval) == 0 with input as r with data.tools as tools
+}
+
+invoices := {"invoices": {"INV-1": {"total": 300}}}
+
+refund_invoice(id, amount) := req([], ["v1", "invoices", id, "refunds"], {"amount": amount})
+
+test_within_record_ceiling_allowed if {
+	count(amounts.deny) == 0 with input as refund_invoice("INV-1", 300) with data.tools as tools with data.records as invoices
+}
+
+test_over_record_ceiling_denied if {
+	d := amounts.deny with input as refund_invoice("INV-1", 301) with data.tools as tools with data.records as invoices
+	codes(d) == {"amount_over_ceiling"}
+	some reason in d
+	reason.message == "amount 301 is more than the total 300 of INV-1"
+}
+
+test_record_ceiling_ignored_for_unknown_records if {
+	count(amounts.deny) == 0 with input as refund_invoice("INV-2", 301) with data.tools as tools with data.records as invoices
 }

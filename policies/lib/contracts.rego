@@ -24,7 +24,7 @@ tool := name if {
 	t.method == input.request.method
 	count(t.path) == count(segments)
 	object.get(t, "route", input.route) == input.route
-	count([i | some i, p in t.path; not startswith(p, ":"); p != segments[i]]) == 0
+	count([i | some i, p in t.path; p != segments[i]; not startswith(p, ":")]) == 0
 }
 
 # The matched tool's contract: `data.tools[tool]`.
@@ -133,8 +133,18 @@ deny contains {"code": "bad_id", "message": msg} if {
 	a := args
 	some name, pattern in patterns
 	value := a[name]
-	not well_formed(pattern, value)
-	msg := sprintf("%v is not a valid %s (expected a string matching %s)", [value, name, pattern])
+	is_string(value)
+	not regex.match(pattern, value)
+	msg := sprintf("'%s' is not a valid %s (expected %s)", [value, name, pattern])
+}
+
+deny contains {"code": "bad_id", "message": msg} if {
+	patterns := spec.id_patterns
+	a := args
+	some name, _ in patterns
+	value := a[name]
+	not is_string(value)
+	msg := sprintf("%v is not a valid %s (IDs are strings)", [value, name])
 }
 
 # --- Reasons: the query. --------------------------------------------------------------
@@ -175,8 +185,8 @@ query_reasons contains {"code": "bad_id", "message": msg} if {
 	some name, values in input.request.query
 	pattern := patterns[name]
 	some value in values
-	not well_formed(pattern, value)
-	msg := sprintf("%v is not a valid %s (expected a string matching %s)", [value, name, pattern])
+	not regex.match(pattern, value)
+	msg := sprintf("'%s' is not a valid %s (expected %s)", [value, name, pattern])
 }
 
 # Contracts never ask for approval; the set exists so bundles can union every package.

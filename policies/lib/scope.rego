@@ -83,27 +83,30 @@ deny contains {"code": "out_of_scope", "message": msg} if {
 # A search cannot be narrowed to nothing: an empty filter would drop the parameter and
 # let the upstream return every account's records.
 deny contains {"code": "out_of_scope", "message": msg} if {
-	config := data.lastmile.lib.contracts.spec.scope
-	some kind in ["filter_query", "filter_header"]
-	config[kind]
+	name := data.lastmile.lib.contracts.spec.scope.filter_query
+	count(object.get(object.get(input.request, "query", {}), name, granted)) == 0
+	msg := sprintf("the acting user's scope names no %s, so %s cannot be narrowed", [claim, data.lastmile.lib.contracts.tool])
+}
+
+deny contains {"code": "out_of_scope", "message": msg} if {
+	data.lastmile.lib.contracts.spec.scope.filter_header
 	count(granted) == 0
 	msg := sprintf("the acting user's scope names no %s, so %s cannot be narrowed", [claim, data.lastmile.lib.contracts.tool])
 }
 
-# Obligation: `filter_query` replaces the agent's parameter of that name with the
-# accounts (`{"account": ["acme"]}`); lastmile drops any value the agent sent for it.
-# The accounts are those the agent asked for (`?account=acme`; any outside the scope is
-# denied above), else every granted one.
+# Obligation: `filter_query` replaces the agent's parameter of that name with the values
+# the search is narrowed to (`{"account": ["acme"]}`); lastmile drops whatever the agent
+# sent under that name. The values are those the agent asked for (`?account=acme`; any
+# outside the scope is denied above), else every granted one.
 add_query := {name: sort(values)} if {
 	name := data.lastmile.lib.contracts.spec.scope.filter_query
-	count(granted) > 0
-	asked := {v | some v in object.get(object.get(input.request, "query", {}), name, [])}
-	values := {true: asked, false: granted}[count(asked) > 0]
+	values := object.get(object.get(input.request, "query", {}), name, granted)
+	count(values) > 0
 }
 
 default add_query := {}
 
-# Obligation: `filter_header` sends the granted accounts comma-separated in that header,
+# Obligation: `filter_header` sends the granted values comma-separated in that header,
 # for upstreams that scope by header (`{"x-account-scope": "acme,globex"}`).
 add_headers := {name: concat(",", sort(granted))} if {
 	name := data.lastmile.lib.contracts.spec.scope.filter_header
