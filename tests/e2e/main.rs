@@ -7,6 +7,7 @@ mod chart;
 mod dry_run;
 mod failures;
 mod forwarding;
+mod library;
 mod observability;
 mod policy_cli;
 mod refusals;

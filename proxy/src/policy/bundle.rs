@@ -55,12 +55,14 @@ impl Bundle {
     /// library, as if the library were merged into the bundle's root.
     pub fn read_with_libraries(dir: &Path, libraries: &[PathBuf]) -> Result<Bundle> {
         let mut files = BTreeMap::new();
-        collect(dir, dir, "", &mut files)?;
+        collect(dir, dir, "", true, &mut files)?;
         for library in libraries {
             let prefix = library
                 .file_name()
                 .map_or("lib".into(), |n| n.to_string_lossy().into_owned());
-            collect(library, library, &format!("{prefix}/"), &mut files)?;
+            // A library's own tests run on the library alone (`lastmile policy test`);
+            // loading them with every bundle would re-run them on every reload.
+            collect(library, library, &format!("{prefix}/"), false, &mut files)?;
         }
         let mut hasher = Sha256::new();
         let mut policies = Vec::new();
@@ -108,7 +110,13 @@ impl Bundle {
 /// Files by name, each with the name that decides its data path, and its bytes.
 type Files = BTreeMap<String, (String, Vec<u8>)>;
 
-fn collect(root: &Path, dir: &Path, prefix: &str, files: &mut Files) -> Result<()> {
+fn collect(
+    root: &Path,
+    dir: &Path,
+    prefix: &str,
+    with_tests: bool,
+    files: &mut Files,
+) -> Result<()> {
     let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
     for entry in entries {
         let entry = entry?;
@@ -122,8 +130,8 @@ fn collect(root: &Path, dir: &Path, prefix: &str, files: &mut Files) -> Result<(
         let meta =
             std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
         if meta.is_dir() {
-            collect(root, &path, prefix, files)?;
-        } else if is_bundle_file(name) {
+            collect(root, &path, prefix, with_tests, files)?;
+        } else if is_bundle_file(name) && (with_tests || !name.ends_with("_test.rego")) {
             if meta.len() > MAX_FILE_BYTES {
                 bail!("{} is larger than {MAX_FILE_BYTES} bytes", path.display());
             }
@@ -219,10 +227,12 @@ mod tests {
         std::fs::write(bundle_dir.path().join("p.rego"), "package p\nx := 1\n")?;
         std::fs::write(lib.join("l.rego"), "package lastmile.lib.l\ny := 1\n")?;
         std::fs::write(lib.join("data.json"), r#"{"limits": {"max": 3}}"#)?;
+        std::fs::write(lib.join("l_test.rego"), "package lastmile.lib.l_test\ntest_y if true\n")?;
         let alone = Bundle::read(bundle_dir.path())?;
         let with = Bundle::read_with_libraries(bundle_dir.path(), std::slice::from_ref(&lib))?;
         let names: Vec<&str> = with.policies.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["lib/l.rego", "p.rego"]);
+        assert!(with.tests.is_empty(), "a library's tests are not loaded with a bundle");
         assert_eq!(with.data[0].document["limits"]["max"], Value::from(3u64));
         assert_ne!(alone.revision, with.revision);
         std::fs::create_dir(bundle_dir.path().join("lib"))?;

@@ -1,0 +1,203 @@
+//! The shipped policy library, exercised through the real proxy: the invoicing example
+//! bundle served with `policies/lib` as a library directory, in front of a recording
+//! upstream. Each library pattern is checked by what the agent gets and by what the
+//! upstream did or did not receive.
+
+use crate::harness::{
+    assert_refusal, jwt, Behaviour, Proxy, RouteSpec, Setup, Upstream, Workspace,
+};
+use anyhow::{ensure, Context, Result};
+use serde_json::json;
+use std::path::Path;
+
+const REMINDER: &str = "/crm/v1/invoices/INV-00038122/reminders";
+
+/// Copies every file of `from` into `to` inside the workspace.
+fn copy_dir(workspace: &Workspace, from: &Path, to: &str) -> Result<()> {
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let path = entry?.path();
+        if path.is_file() {
+            let name = path
+                .file_name()
+                .context("file name")?
+                .to_string_lossy()
+                .into_owned();
+            workspace.write(&format!("{to}/{name}"), &std::fs::read_to_string(&path)?)?;
+        }
+    }
+    Ok(())
+}
+
+/// The invoicing example in front of a recording upstream, as route `crm` on `/crm`.
+async fn invoicing() -> Result<(Upstream, Proxy)> {
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let workspace = Workspace::new()?;
+    copy_dir(&workspace, &policies.join("examples/invoicing"), "policies")?;
+    copy_dir(&workspace, &policies.join("lib"), "library")?;
+    let upstream = Upstream::start(Behaviour::created()).await?;
+    let setup = Setup::new(vec![
+        RouteSpec::new("crm", "/crm", upstream.url()).require_user()
+    ])
+    .with_library();
+    let proxy = workspace.start(&setup).await?;
+    Ok((upstream, proxy))
+}
+
+/// A token for a user acting on `account` with `roles`.
+fn user(sub: &str, account: &str, roles: &[&str]) -> Result<String> {
+    let mut claims = jwt::claims(sub, &format!("account:{account}"));
+    claims["roles"] = json!(roles);
+    jwt::sign(&claims, jwt::SECRET)
+}
+
+fn reason_codes(body: &serde_json::Value) -> Vec<String> {
+    body["error"]["reasons"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|r| r["code"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_contract_conforming_call_is_forwarded() -> Result<()> {
+    let (upstream, proxy) = invoicing().await?;
+    let alice = user("u_alice", "acme", &["agent-operator"])?;
+    let reply = proxy
+        .post_json(
+            REMINDER,
+            &[("x-lastmile-user", &alice)],
+            &json!({"channel": "email", "recipient_role": "billing"}),
+        )
+        .await?;
+    ensure!(reply.status == 201, "{} {}", reply.status, reply.text());
+    ensure!(upstream.received().len() == 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn contract_violations_are_denied_before_the_upstream() -> Result<()> {
+    let (upstream, proxy) = invoicing().await?;
+    let alice = user("u_alice", "acme", &["agent-operator"])?;
+    let auth = [("x-lastmile-user", alice.as_str())];
+
+    // A field the tool does not allow, and a raw address instead of a role.
+    let reply = proxy
+        .post_json(
+            REMINDER,
+            &auth,
+            &json!({"channel": "email", "recipient_role": "billing", "email": "cfo@acme.example"}),
+        )
+        .await?;
+    let body = assert_refusal(&reply, 403, "denied")?;
+    let codes = reason_codes(&body);
+    ensure!(
+        codes.contains(&"field_not_allowed".into()) && codes.contains(&"raw_recipient".into()),
+        "{codes:?}"
+    );
+
+    // An ID that does not match the tool's pattern.
+    let reply = proxy.get("/crm/v1/invoices/42", &auth).await?;
+    ensure!(reason_codes(&assert_refusal(&reply, 403, "denied")?).contains(&"bad_id".into()));
+
+    // A value outside the tool's enum.
+    let reply = proxy
+        .post_json(
+            REMINDER,
+            &auth,
+            &json!({"channel": "fax", "recipient_role": "billing"}),
+        )
+        .await?;
+    ensure!(
+        reason_codes(&assert_refusal(&reply, 403, "denied")?).contains(&"value_not_allowed".into())
+    );
+
+    // A call that is no tool at all.
+    let reply = proxy
+        .request(
+            http::Method::DELETE,
+            "/crm/v1/invoices/INV-00038122",
+            &auth,
+            Default::default(),
+        )
+        .await?;
+    ensure!(reason_codes(&assert_refusal(&reply, 403, "denied")?).contains(&"unknown_tool".into()));
+
+    ensure!(
+        upstream.received().is_empty(),
+        "a refused call reached the upstream"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn scope_denies_other_accounts_and_narrows_searches() -> Result<()> {
+    let (upstream, proxy) = invoicing().await?;
+    let bob = user("u_bob", "globex", &["agent-operator"])?;
+    let reply = proxy
+        .get(
+            "/crm/v1/invoices/INV-00038122",
+            &[("x-lastmile-user", &bob)],
+        )
+        .await?;
+    ensure!(reason_codes(&assert_refusal(&reply, 403, "denied")?).contains(&"out_of_scope".into()));
+    ensure!(upstream.received().is_empty());
+
+    // A search reaches the upstream narrowed to the user's own accounts; naming
+    // another account is refused outright.
+    let alice = user("u_alice", "acme", &["agent-operator"])?;
+    let auth = [("x-lastmile-user", alice.as_str())];
+    let reply = proxy.get("/crm/v1/invoices?status=open", &auth).await?;
+    ensure!(reply.status == 201, "{} {}", reply.status, reply.text());
+    let received = upstream.received();
+    ensure!(received.len() == 1);
+    let query = received[0].query.clone().unwrap_or_default();
+    let mut pairs: Vec<&str> = query.split('&').collect();
+    pairs.sort_unstable();
+    ensure!(
+        pairs == ["account=acme", "status=open"],
+        "upstream query {query:?}"
+    );
+    let reply = proxy.get("/crm/v1/invoices?account=globex", &auth).await?;
+    assert_refusal(&reply, 403, "denied")?;
+    ensure!(
+        upstream.received().len() == 1,
+        "the widened search reached the upstream"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn amounts_over_the_limit_need_approval_and_over_the_ceiling_are_denied() -> Result<()> {
+    let (upstream, proxy) = invoicing().await?;
+    let alice = user("u_alice", "acme", &["agent-operator"])?;
+    let auth = [("x-lastmile-user", alice.as_str())];
+    let invoice = |amount: u64| json!({"account": "acme", "amount": amount, "currency": "EUR"});
+
+    let reply = proxy
+        .post_json("/crm/v1/invoices", &auth, &invoice(500))
+        .await?;
+    ensure!(reply.status == 201, "{} {}", reply.status, reply.text());
+
+    let reply = proxy
+        .post_json("/crm/v1/invoices", &auth, &invoice(250_000))
+        .await?;
+    ensure!(
+        reason_codes(&assert_refusal(&reply, 403, "approval_unavailable")?)
+            == ["amount_over_limit"]
+    );
+
+    let reply = proxy
+        .post_json("/crm/v1/invoices", &auth, &invoice(1_000_000_000))
+        .await?;
+    ensure!(reason_codes(&assert_refusal(&reply, 403, "denied")?)
+        .contains(&"amount_over_ceiling".into()));
+
+    ensure!(
+        upstream.received().len() == 1,
+        "only the small invoice may reach the upstream"
+    );
+    Ok(())
+}
