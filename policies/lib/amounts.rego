@@ -22,20 +22,22 @@ amount := body[field] if {
 # The approval limit that applies to the acting user: the highest `limit` among the
 # overrides of the roles they hold (the token's `roles` claim), else the tool's `limit`.
 limit := max(values) if {
+	overrides := data.lastmile.lib.contracts.spec.amount.roles
 	values := [v |
 		is_array(input.user.roles)
 		some role in input.user.roles
-		v := data.lastmile.lib.contracts.spec.amount.roles[role].limit
+		v := overrides[role].limit
 	]
 	count(values) > 0
 } else := data.lastmile.lib.contracts.spec.amount.limit
 
 # The hard ceiling that applies to the acting user, chosen the same way.
 ceiling := max(values) if {
+	overrides := data.lastmile.lib.contracts.spec.amount.roles
 	values := [v |
 		is_array(input.user.roles)
 		some role in input.user.roles
-		v := data.lastmile.lib.contracts.spec.amount.roles[role].ceiling
+		v := overrides[role].ceiling
 	]
 	count(values) > 0
 } else := data.lastmile.lib.contracts.spec.amount.ceiling

@@ -117,11 +117,11 @@ deny contains {"code": "value_not_allowed", "message": msg} if {
 deny contains {"code": "value_not_allowed", "message": msg} if {
 	max_lengths := spec.max_lengths
 	b := body
-	some field, max in max_lengths
+	some field, most in max_lengths
 	value := b[field]
 	is_string(value)
-	count(value) > max
-	msg := sprintf("%s is longer than %d characters", [field, max])
+	count(value) > most
+	msg := sprintf("%s is longer than %v characters", [field, most])
 }
 
 # --- Reasons: record IDs. -------------------------------------------------------------

@@ -26,7 +26,7 @@ deny contains {"code": "raw_recipient", "message": msg} if {
 	contains(text, "@")
 	not field in exempt
 	regex.match(address_pattern, text)
-	msg := sprintf("field '%s' holds an address: name a contact by role (%s), never by address", [field, roles_named])
+	msg := sprintf("field '%s' holds an address: name a contact by role%s, never by address", [field, roles_named])
 }
 
 # A field listed in `role_fields` must name one of the roles listed for it.
@@ -45,11 +45,12 @@ approval := set()
 
 # --- Helpers. -------------------------------------------------------------------------
 
-# The roles this tool's role fields accept, for messages.
-roles_named := concat(", ", sort(roles)) if {
+# The roles this tool's role fields accept, for messages: " (ap_clerk, billing)", or ""
+# when the tool lists none.
+roles_named := concat("", [" (", concat(", ", sort(roles)), ")"]) if {
 	roles := {role |
 		some _, listed in data.lastmile.lib.contracts.spec.recipients.role_fields
 		some role in listed
 	}
 	count(roles) > 0
-} else := "billing, ap_clerk, ..."
+} else := ""

@@ -100,7 +100,10 @@ test_only_listed_fields_exempt if {
 }
 
 test_tools_without_section_scanned if {
-	codes(deny_for(["v1", "plain"], {"text": "cfo@acme.example"})) == {"raw_recipient"}
+	d := deny_for(["v1", "plain"], {"text": "cfo@acme.example"})
+	codes(d) == {"raw_recipient"}
+	some reason in d
+	reason.message == "field 'text' holds an address: name a contact by role, never by address"
 }
 
 test_unknown_tool_left_to_contracts if {
