@@ -10,19 +10,16 @@
 package lastmile.lib.dedup
 
 # What a bundle merges into its decision: {"dedup": {...}} for a tool with a `dedup`
-# section whose window is a positive whole number of seconds, {} otherwise. The key is
-# the tool's name, then the value of each listed argument (null when the request lacks
-# it); "shared" is true only when the section says so.
+# section, {} otherwise. The key is the tool's name, then the value of each listed
+# argument (null when the request lacks it); "shared" is true only when the section says
+# so. The window is passed on as written: lastmile refuses a decision whose window is not
+# a positive whole number of seconds (policy_error), so a mistake there fails closed and
+# the bundle's tests show it.
 #   {"dedup": {"key": ["send_reminder", "INV-00038122", "email"], "window_seconds": 86400, "shared": true}}
 obligation := {"dedup": {"key": key, "window_seconds": config.window_seconds, "shared": object.get(config, "shared", false) == true}} if {
 	config := data.lastmile.lib.contracts.spec.dedup
-	is_number(config.window_seconds)
-	config.window_seconds > 0
-	config.window_seconds == floor(config.window_seconds)
-	key := array.concat(
-		[data.lastmile.lib.contracts.tool],
-		[object.get(data.lastmile.lib.contracts.args, name, null) | some name in config.key],
-	)
+	args := data.lastmile.lib.contracts.args
+	key := array.concat([data.lastmile.lib.contracts.tool], [object.get(args, name, null) | some name in config.key])
 }
 
 default obligation := {}

@@ -74,9 +74,9 @@ test_not_shared_by_default_and_missing_fields_are_null if {
 	o == {"dedup": {"key": ["comment", "hello", null], "window_seconds": 600, "shared": false}}
 }
 
-test_invalid_window_gives_no_intent if {
+test_window_passed_on_as_written if {
 	o := dedup.obligation with input as req(["v1", "broken"], {}) with data.tools as tools
-	o == {}
+	o.dedup.window_seconds == 1.5
 }
 
 test_tool_without_dedup_gives_no_intent if {
