@@ -37,29 +37,17 @@ deny contains {"code": "out_of_scope", "message": msg} if {
 
 # An argument listed in `record_fields` names a record of a collection, and the record's
 # owner must be granted: `data.records[collection][id]` is an object whose claim field
-# ("account" by default) names it.
+# ("account" by default) names it. A record the policy does not know cannot be checked,
+# so it is refused too (fail closed); a malformed ID is left to the contract's `bad_id`.
 deny contains {"code": "out_of_scope", "message": msg} if {
 	fields := data.lastmile.lib.contracts.spec.scope.record_fields
 	args := data.lastmile.lib.contracts.args
-	records := data.records
 	some name, collection in fields
 	id := args[name]
-	record := records[collection][id]
-	not object.get(record, object.get(data.lastmile.lib.contracts.spec.scope, "claim", "account"), null) in granted
-	msg := sprintf("%v (%s) belongs to %s outside the acting user's scope", [id, collection, claim_phrase])
-}
-
-# A record the policy does not know cannot be checked, so it is refused (fail closed).
-# A malformed ID is left to the contract's `bad_id` reason.
-deny contains {"code": "out_of_scope", "message": msg} if {
-	fields := data.lastmile.lib.contracts.spec.scope.record_fields
-	args := data.lastmile.lib.contracts.args
-	records := data.records
-	some name, collection in fields
-	id := args[name]
-	not records[collection][id]
+	owner := object.get(object.get(object.get(records, collection, {}), id, {}), claim, null)
+	not owner in granted
 	data.lastmile.lib.contracts.valid_arg(name)
-	msg := sprintf("%v (%s) is not known to the policy, so its %s cannot be checked", [id, collection, claim])
+	msg := record_message(id, collection, owner)
 }
 
 # A known tool without a `scope` section fails closed.
@@ -122,6 +110,16 @@ approval := set()
 
 # The tool's claim kind, for messages.
 claim := object.get(data.lastmile.lib.contracts.spec.scope, "claim", "account")
+
+# data.records, or {} when the bundle has none (every record is then unknown).
+records := data.records
+
+default records := {}
+
+# Why a record is out of scope, for messages (never naming the record's owner).
+record_message(id, collection, null) := sprintf("%v (%s) is not known to the policy, so its %s cannot be checked", [id, collection, claim])
+
+record_message(id, collection, owner) := sprintf("%v (%s) belongs to %s outside the acting user's scope", [id, collection, claim_phrase]) if owner != null
 
 # "an account", "a team": for messages.
 claim_phrase := concat(" ", ["an", claim]) if {

@@ -130,6 +130,12 @@ test_unknown_record_denied if {
 	codes(d) == {"out_of_scope"}
 }
 
+test_unknown_record_denied_without_any_records if {
+	d := scope.deny with input as req(alice, "GET", ["v1", "things", "T-0001"], null)
+		with data.tools as tools
+	codes(d) == {"out_of_scope"}
+}
+
 test_malformed_id_left_to_contracts if {
 	d := scope.deny with input as req(alice, "GET", ["v1", "things", "42"], null)
 		with data.tools as tools
