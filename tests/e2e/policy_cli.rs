@@ -96,7 +96,10 @@ fn eval_prints_the_decision_and_the_outcome() -> Result<()> {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     ensure!(report["outcome"] == "deny (403 denied)", "{report}");
     ensure!(report["deny"][0]["code"] == "bad_id", "{report}");
-    ensure!(report["rules"]["bad_id"][0] == "lastmile.rego:84", "{report}");
+    ensure!(
+        report["rules"]["bad_id"][0] == "lastmile.rego:84",
+        "{report}"
+    );
     Ok(())
 }
 
