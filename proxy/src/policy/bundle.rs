@@ -227,12 +227,18 @@ mod tests {
         std::fs::write(bundle_dir.path().join("p.rego"), "package p\nx := 1\n")?;
         std::fs::write(lib.join("l.rego"), "package lastmile.lib.l\ny := 1\n")?;
         std::fs::write(lib.join("data.json"), r#"{"limits": {"max": 3}}"#)?;
-        std::fs::write(lib.join("l_test.rego"), "package lastmile.lib.l_test\ntest_y if true\n")?;
+        std::fs::write(
+            lib.join("l_test.rego"),
+            "package lastmile.lib.l_test\ntest_y if true\n",
+        )?;
         let alone = Bundle::read(bundle_dir.path())?;
         let with = Bundle::read_with_libraries(bundle_dir.path(), std::slice::from_ref(&lib))?;
         let names: Vec<&str> = with.policies.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["lib/l.rego", "p.rego"]);
-        assert!(with.tests.is_empty(), "a library's tests are not loaded with a bundle");
+        assert!(
+            with.tests.is_empty(),
+            "a library's tests are not loaded with a bundle"
+        );
         assert_eq!(with.data[0].document["limits"]["max"], Value::from(3u64));
         assert_ne!(alone.revision, with.revision);
         std::fs::create_dir(bundle_dir.path().join("lib"))?;
