@@ -10,14 +10,14 @@ tools := {
 		"path": ["v1", "things"],
 		"allowed_query": ["status", "thing"],
 		"enums": {"status": ["open", "closed"]},
-		"id_patterns": {"thing": "^T-\\d{4}$"},
+		"id_patterns": {"thing": "^T-[0-9]{4}$"},
 		"scope": {"filter_query": "account"},
 	},
 	"get_thing": {
 		"route": "crm",
 		"method": "GET",
 		"path": ["v1", "things", ":thing_id"],
-		"id_patterns": {"thing_id": "^T-\\d{4}$"},
+		"id_patterns": {"thing_id": "^T-[0-9]{4}$"},
 		"scope": {},
 	},
 	"poke_thing": {
@@ -29,7 +29,7 @@ tools := {
 		"enums": {"strength": ["gentle", "firm"]},
 		"types": {"note": "string", "tags": "array"},
 		"max_lengths": {"note": 10},
-		"id_patterns": {"thing_id": "^T-\\d{4}$"},
+		"id_patterns": {"thing_id": "^T-[0-9]{4}$"},
 		"scope": {},
 	},
 	"link_thing": {
@@ -37,7 +37,7 @@ tools := {
 		"method": "POST",
 		"path": ["v1", "links"],
 		"allowed_fields": ["thing"],
-		"id_patterns": {"thing": "^T-\\d{4}$"},
+		"id_patterns": {"thing": "^T-[0-9]{4}$"},
 		"scope": {},
 	},
 	"anywhere": {
@@ -243,6 +243,11 @@ test_non_string_id_denied if {
 
 test_id_pattern_is_anchored if {
 	d := contracts.deny with input as req("GET", ["v1", "things", "xT-0001"], null) with data.tools as tools
+	codes(d) == {"bad_id"}
+}
+
+test_id_pattern_digits_are_ascii if {
+	d := contracts.deny with input as req("GET", ["v1", "things", "T-٠١٢٣"], null) with data.tools as tools
 	codes(d) == {"bad_id"}
 }
 

@@ -17,7 +17,7 @@ tools := {
 	"get_thing": {
 		"method": "GET",
 		"path": ["v1", "things", ":thing_id"],
-		"id_patterns": {"thing_id": "^T-\\d{4}$"},
+		"id_patterns": {"thing_id": "^T-[0-9]{4}$"},
 		"scope": {"record_fields": {"thing_id": "things"}},
 	},
 	"create_thing": {

@@ -76,6 +76,11 @@ test_malformed_id_denied if {
 	codes(d.deny) == {"bad_id"}
 }
 
+test_id_with_non_ascii_digits_denied if {
+	d := data.lastmile.decision with input as req(alice, "GET", ["v1", "invoices", "INV-٠٠٠٣٨١٢٢"], null)
+	codes(d.deny) == {"bad_id"}
+}
+
 # --- list_invoices and list_contacts. ---
 
 test_invoice_search_by_status if {
