@@ -40,11 +40,13 @@ deny contains {"code": "out_of_scope", "message": msg} if {
 # ("account" by default) names it. A record the policy does not know cannot be checked,
 # so it is refused too (fail closed); a malformed ID is left to the contract's `bad_id`.
 deny contains {"code": "out_of_scope", "message": msg} if {
-	fields := data.lastmile.lib.contracts.spec.scope.record_fields
+	config := data.lastmile.lib.contracts.spec.scope
+	fields := config.record_fields
+	kind := object.get(config, "claim", "account")
 	args := data.lastmile.lib.contracts.args
 	some name, collection in fields
 	id := args[name]
-	owner := object.get(object.get(object.get(records, collection, {}), id, {}), claim, null)
+	owner := object.get(object.get(object.get(records, collection, {}), id, {}), kind, null)
 	not owner in granted
 	data.lastmile.lib.contracts.valid_arg(name)
 	msg := record_message(id, collection, owner)
