@@ -83,7 +83,7 @@ invoice_id := segments[2] if {
 
 deny contains {"code": "bad_id", "message": msg} if {
 	id := invoice_id
-	not regex.match(`^INV-\d{8}$`, id)
+	not regex.match(`^INV-[0-9]{8}$`, id)
 	msg := sprintf("'%s' is not an invoice ID (INV- and 8 digits)", [id])
 }
 
