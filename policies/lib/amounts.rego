@@ -73,7 +73,8 @@ deny contains {"code": "amount_over_ceiling", "message": msg} if {
 deny contains {"code": "amount_over_ceiling", "message": msg} if {
 	config := data.lastmile.lib.contracts.spec.amount.record_ceiling
 	is_number(amount)
-	id := data.lastmile.lib.contracts.args[config.arg]
+	args := data.lastmile.lib.contracts.args
+	id := args[config.arg]
 	records := data.records
 	recorded := records[config.collection][id][config.field]
 	amount > recorded
