@@ -100,6 +100,13 @@ deny contains {"code": "out_of_scope", "message": msg} if {
 	msg := sprintf("invoice %s belongs to an account outside the acting user's scope", [invoice_id])
 }
 
+# An invoice the policy does not know cannot be shown to be in scope: refuse it.
+deny contains {"code": "out_of_scope", "message": msg} if {
+	id := invoice_id
+	not data.invoice_accounts[id]
+	msg := sprintf("invoice %s is not known to be in the acting user's scope", [id])
+}
+
 deny contains {"code": "out_of_scope", "message": msg} if {
 	tool == "create_invoice"
 	not body.account in user_accounts
@@ -109,6 +116,11 @@ deny contains {"code": "out_of_scope", "message": msg} if {
 # Searches are narrowed to the user's accounts, so other records are never candidates.
 add_query := {"account": sort(user_accounts)} if {
 	tool in {"list_invoices", "list_contacts"}
+}
+
+deny contains {"code": "out_of_scope", "message": "the acting user is granted no account to search"} if {
+	tool in {"list_invoices", "list_contacts"}
+	count(user_accounts) == 0
 }
 
 default add_query := {}

@@ -49,3 +49,13 @@ test_large_invoice_needs_approval if {
 	count(d.deny) == 0
 	{r.code | some r in d.approval} == {"amount_over_limit"}
 }
+
+test_unknown_invoice_denied if {
+	d := lastmile.decision with input as req("GET", ["v1", "invoices", "INV-99999999"], null)
+	codes(d) == {"out_of_scope"}
+}
+
+test_search_without_accounts_denied if {
+	d := lastmile.decision with input as object.union(req("GET", ["v1", "invoices"], null), {"user": {"sub": "u_x", "scope": []}})
+	codes(d) == {"out_of_scope"}
+}

@@ -269,6 +269,13 @@ fn add_query(value: &Value) -> Result<Vec<(String, Vec<String>)>, DecisionError>
                     ))
                 }
             };
+            // A filter with no values cannot be expressed in a query string: dropping
+            // the parameter would widen the search to every record, so refuse instead.
+            if values.is_empty() {
+                return err(format!(
+                    "add_query: {name:?} has no values (an empty filter would match everything)"
+                ));
+            }
             Ok((name, values))
         })
         .collect()
