@@ -4,6 +4,7 @@
 mod harness;
 
 mod chart;
+mod demo;
 mod dry_run;
 mod failures;
 mod forwarding;

@@ -17,9 +17,45 @@ use tokio::sync::watch;
 use upstream::SampleCrm;
 
 const DEMO_CONFIG: &str = include_str!("lastmile.yaml");
-const DEMO_POLICY: &str = include_str!("../../../policies/demo/lastmile.rego");
-const DEMO_POLICY_TEST: &str = include_str!("../../../policies/demo/lastmile_test.rego");
-const DEMO_DATA: &str = include_str!("../../../policies/demo/data.json");
+
+/// The invoicing example bundle and the policy library, built into the binary so the
+/// demo also runs outside the repository.
+const EXAMPLE_FILES: [(&str, &str); 3] = [
+    (
+        "lastmile.rego",
+        include_str!("../../../policies/examples/invoicing/lastmile.rego"),
+    ),
+    (
+        "lastmile_test.rego",
+        include_str!("../../../policies/examples/invoicing/lastmile_test.rego"),
+    ),
+    (
+        "data.json",
+        include_str!("../../../policies/examples/invoicing/data.json"),
+    ),
+];
+const LIBRARY_FILES: [(&str, &str); 5] = [
+    (
+        "amounts.rego",
+        include_str!("../../../policies/lib/amounts.rego"),
+    ),
+    (
+        "contracts.rego",
+        include_str!("../../../policies/lib/contracts.rego"),
+    ),
+    (
+        "dedup.rego",
+        include_str!("../../../policies/lib/dedup.rego"),
+    ),
+    (
+        "recipients.rego",
+        include_str!("../../../policies/lib/recipients.rego"),
+    ),
+    (
+        "scope.rego",
+        include_str!("../../../policies/lib/scope.rego"),
+    ),
+];
 const SAMPLE_CRM_ADDR: &str = "127.0.0.1:15080";
 const ISSUER: &str = "https://idp.demo.lastmile";
 
@@ -41,7 +77,9 @@ pub async fn run(
     )?;
 
     let mut config = Config::from_yaml(DEMO_CONFIG, scratch.path())?;
-    config.policies.dir = policy_dir(policies, scratch.path())?;
+    let (dir, library) = policy_dirs(policies, scratch.path())?;
+    config.policies.dir = dir;
+    config.policies.library_dirs = vec![library];
 
     let crm_listener = TcpListener::bind(SAMPLE_CRM_ADDR)
         .await
@@ -66,22 +104,33 @@ pub async fn run(
     result
 }
 
-/// The policy directory to serve: the one given, `./policies/demo` when run from the
-/// repository, else the copy built into the binary, written to the scratch folder.
-fn policy_dir(given: Option<PathBuf>, scratch: &Path) -> Result<PathBuf> {
-    if let Some(dir) = given {
-        return Ok(dir);
+/// The bundle and library to serve: the bundle given (or the invoicing example) and
+/// `policies/lib` when run from the repository, else the copies built into the binary,
+/// written to the scratch folder.
+fn policy_dirs(given: Option<PathBuf>, scratch: &Path) -> Result<(PathBuf, PathBuf)> {
+    let repo_library = PathBuf::from("policies/lib");
+    let repo_example = PathBuf::from("policies/examples/invoicing");
+    if repo_library.join("contracts.rego").is_file() {
+        let dir = given.unwrap_or(repo_example);
+        return Ok((
+            std::path::absolute(dir)?,
+            std::path::absolute(repo_library)?,
+        ));
     }
-    let in_repo = PathBuf::from("policies/demo");
-    if in_repo.join("lastmile.rego").is_file() {
-        return Ok(std::path::absolute(in_repo)?);
+    let library = write_files(&scratch.join("library"), &LIBRARY_FILES)?;
+    let dir = match given {
+        Some(dir) => dir,
+        None => write_files(&scratch.join("policies"), &EXAMPLE_FILES)?,
+    };
+    Ok((dir, library))
+}
+
+fn write_files(dir: &Path, files: &[(&str, &str)]) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    for (name, contents) in files {
+        std::fs::write(dir.join(name), contents)?;
     }
-    let dir = scratch.join("policies");
-    std::fs::create_dir(&dir)?;
-    std::fs::write(dir.join("lastmile.rego"), DEMO_POLICY)?;
-    std::fs::write(dir.join("lastmile_test.rego"), DEMO_POLICY_TEST)?;
-    std::fs::write(dir.join("data.json"), DEMO_DATA)?;
-    Ok(dir)
+    Ok(dir.to_path_buf())
 }
 
 fn random_hex(bytes: usize) -> Result<String> {
@@ -117,7 +166,8 @@ fn print_banner(config: &Config, alice: &str, bob: &str) {
 lastmile demo
   proxy        {data}/crm/...  ->  sample CRM on http://{SAMPLE_CRM_ADDR}
   admin        {admin}/metrics  {admin}/healthz  {admin}/readyz  {admin}/traces/<trace-id>
-  policies     {policies}  (edit them: changes are live within a second)
+  policies     {policies}  with the library {library}
+               (edit them: changes are live within a second)
 
 Two demo users (tokens valid 12 h): alice may act on account acme, bob on globex.
   export ALICE='{alice}'
@@ -143,5 +193,46 @@ Every response carries lastmile-trace-id; look the decision up with:
 Decision trace lines follow below, one JSON object per request.
 "#,
         policies = config.policies.dir.display(),
+        library = config
+            .policies
+            .library_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The copies built into the binary must be the whole bundle and library: a file
+    /// added to either without being embedded here would be missing outside the repo.
+    #[test]
+    fn the_embedded_policies_are_every_file_of_the_example_and_library() -> Result<()> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+        let listed = |dir: &Path, skip_tests: bool| -> Result<Vec<String>> {
+            let mut names: Vec<String> = std::fs::read_dir(dir)?
+                .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                .filter(|n| {
+                    (n.ends_with(".rego") || n == "data.json")
+                        && !(skip_tests && n.ends_with("_test.rego"))
+                })
+                .collect();
+            names.sort();
+            Ok(names)
+        };
+        let embedded = |files: &[(&str, &str)]| {
+            let mut names: Vec<String> = files.iter().map(|(n, _)| n.to_string()).collect();
+            names.sort();
+            names
+        };
+        assert_eq!(
+            embedded(&EXAMPLE_FILES),
+            listed(&root.join("examples/invoicing"), false)?
+        );
+        assert_eq!(embedded(&LIBRARY_FILES), listed(&root.join("lib"), true)?);
+        Ok(())
+    }
 }
