@@ -101,31 +101,20 @@ impl Metrics {
             &["version"],
         )?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        metrics.registry.register(Box::new(build))?;
-        metrics
-            .registry
-            .register(Box::new(metrics.requests.clone()))?;
-        metrics
-            .registry
-            .register(Box::new(metrics.request_duration.clone()))?;
-        metrics
-            .registry
-            .register(Box::new(metrics.policy_duration.clone()))?;
-        metrics
-            .registry
-            .register(Box::new(metrics.upstream_duration.clone()))?;
-        metrics
-            .registry
-            .register(Box::new(metrics.policy_reloads.clone()))?;
-        metrics
-            .registry
-            .register(Box::new(metrics.policy_last_reload_successful.clone()))?;
-        metrics
-            .registry
-            .register(Box::new(metrics.policy_info.clone()))?;
-        metrics
-            .registry
-            .register(Box::new(metrics.trace_dropped.clone()))?;
+        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
+            Box::new(build),
+            Box::new(metrics.requests.clone()),
+            Box::new(metrics.request_duration.clone()),
+            Box::new(metrics.policy_duration.clone()),
+            Box::new(metrics.upstream_duration.clone()),
+            Box::new(metrics.policy_reloads.clone()),
+            Box::new(metrics.policy_last_reload_successful.clone()),
+            Box::new(metrics.policy_info.clone()),
+            Box::new(metrics.trace_dropped.clone()),
+        ];
+        for collector in collectors {
+            metrics.registry.register(collector)?;
+        }
         Ok(metrics)
     }
 
