@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # HTTP load, side by side in one run: direct to the upstream, nginx as a plain reverse
 # proxy, lastmile with a pass-through policy, and lastmile with the one-file demo policy
-# (policies/demo)
-# (identity verified, tool contract, scope filter added). Same upstream, same load tool.
+# policies/demo (identity verified, tool contract, scope filter added). Same upstream, same load tool.
 #
 # Usage: bench/http.sh [DURATION_SECONDS] [CONNECTIONS]   (default 10 s, 32 connections)
 # Every server runs with one worker (nginx worker_processes 1, lastmile
