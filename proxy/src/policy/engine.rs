@@ -11,7 +11,7 @@
 //! leave the rule undefined. Under double negation that would let a request through
 //! that the policy denies, so the VM is not used until that is fixed upstream.
 
-use super::bundle::Bundle;
+use super::bundle::{Bundle, RegoFile};
 use anyhow::{anyhow, Context, Result};
 use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, Value};
@@ -48,23 +48,7 @@ impl PreparedPolicy {
         entrypoint: &str,
         eval_timeout: Duration,
     ) -> Result<PreparedPolicy> {
-        let mut engine = Engine::new();
-        engine.set_rego_v0(false);
-        for file in &bundle.policies {
-            engine
-                .add_policy(file.name.clone(), file.source.clone())
-                .map_err(|e| anyhow!("{e}"))
-                .with_context(|| format!("compiling {}", file.name))?;
-        }
-        for file in &bundle.data {
-            engine
-                .add_data(file.document.clone())
-                .with_context(|| format!("loading data file {}", file.name))?;
-        }
-        engine.set_execution_timer_config(ExecutionTimerConfig {
-            limit: eval_timeout,
-            check_interval: NonZeroU32::MIN.saturating_add(63),
-        });
+        let mut engine = load_engine(bundle, eval_timeout)?;
         check_functions_exist(&engine)?;
         engine.set_input(neutral_input());
         engine
@@ -111,6 +95,34 @@ impl PreparedPolicy {
         engine.set_input(input);
         engine.eval_rule(self.entrypoint.clone())
     }
+}
+
+/// A Rego v1 engine holding every policy and data file of `bundle` (not its tests),
+/// with `timeout` as the evaluation time limit.
+pub(super) fn load_engine(bundle: &Bundle, timeout: Duration) -> Result<Engine> {
+    let mut engine = Engine::new();
+    engine.set_rego_v0(false);
+    engine.set_execution_timer_config(ExecutionTimerConfig {
+        limit: timeout,
+        check_interval: NonZeroU32::MIN.saturating_add(63),
+    });
+    for file in &bundle.policies {
+        add_policy(&mut engine, file)?;
+    }
+    for file in &bundle.data {
+        engine
+            .add_data(file.document.clone())
+            .with_context(|| format!("loading data file {}", file.name))?;
+    }
+    Ok(engine)
+}
+
+/// Adds one Rego file; returns its package path (`data.<package>`).
+pub(super) fn add_policy(engine: &mut Engine, file: &RegoFile) -> Result<String> {
+    engine
+        .add_policy(file.name.clone(), file.source.clone())
+        .map_err(|e| anyhow!("{e}"))
+        .with_context(|| format!("compiling {}", file.name))
 }
 
 /// Evaluates every rule once with lenient builtins, which surfaces calls to functions

@@ -5,11 +5,10 @@
 //! Tests use `with input as ...`, so they run on the interpreter.
 
 use super::bundle::Bundle;
-use anyhow::{anyhow, Context, Result};
-use regorus::utils::limits::ExecutionTimerConfig;
-use regorus::{Engine, Value};
+use super::engine;
+use anyhow::Result;
+use regorus::Value;
 use std::collections::BTreeSet;
-use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 /// Any single test taking longer than this is an error, not a hang.
@@ -41,24 +40,10 @@ impl TestResult {
 
 /// Runs every test of `bundle`. Errors only when the bundle itself cannot be loaded.
 pub fn run(bundle: &Bundle) -> Result<Vec<TestResult>> {
-    let mut engine = Engine::new();
-    engine.set_rego_v0(false);
-    engine.set_execution_timer_config(ExecutionTimerConfig {
-        limit: TEST_TIMEOUT,
-        check_interval: NonZeroU32::MIN.saturating_add(63),
-    });
-    for file in bundle.policies.iter() {
-        engine
-            .add_policy(file.name.clone(), file.source.clone())
-            .map_err(|e| anyhow!("{e}"))
-            .with_context(|| format!("compiling {}", file.name))?;
-    }
+    let mut engine = engine::load_engine(bundle, TEST_TIMEOUT)?;
     let mut tests = Vec::new();
     for file in &bundle.tests {
-        let package = engine
-            .add_policy(file.name.clone(), file.source.clone())
-            .map_err(|e| anyhow!("{e}"))
-            .with_context(|| format!("compiling {}", file.name))?;
+        let package = engine::add_policy(&mut engine, file)?;
         for name in test_rule_names(&file.source) {
             if engine
                 .has_declared_rule_rooted_at(&file.name, name)
@@ -67,11 +52,6 @@ pub fn run(bundle: &Bundle) -> Result<Vec<TestResult>> {
                 tests.push((file.name.clone(), format!("{package}.{name}")));
             }
         }
-    }
-    for file in &bundle.data {
-        engine
-            .add_data(file.document.clone())
-            .with_context(|| format!("loading data file {}", file.name))?;
     }
     Ok(tests
         .into_iter()
