@@ -1,6 +1,10 @@
-//! The admin port: metrics, health, readiness and recent traces. It is separate from the
-//! data port so the agent's traffic and the operator's never share a listener.
+//! The admin port: metrics, health, readiness, recent traces and dedup entries. It is
+//! separate from the data port so the agent's traffic and the operator's never share a
+//! listener. Endpoints that change state need the admin bearer token.
 
+use crate::dedup::key::Key;
+use crate::dedup::state::{Entry, Released, State};
+use crate::dedup::store::DedupStore;
 use crate::metrics::Metrics;
 use crate::pipeline::{json_response, ResponseBody};
 use crate::policy::PolicyStore;
@@ -8,8 +12,10 @@ use crate::trace::TraceSink;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
 /// What the admin endpoints read.
 pub struct Admin {
@@ -19,29 +25,143 @@ pub struct Admin {
     /// Set once serving starts, cleared when draining, so orchestrators stop routing
     /// traffic here before the process exits.
     pub ready: AtomicBool,
+    pub dedup: Arc<dyn DedupStore>,
+    /// Holds the bearer token for state-changing endpoints; `None` disables them.
+    pub token_file: Option<PathBuf>,
 }
 
 impl Admin {
-    pub fn handle<B>(&self, request: &Request<B>) -> Response<ResponseBody> {
+    pub async fn handle<B>(&self, request: &Request<B>) -> Response<ResponseBody> {
+        let path = request.uri().path();
+        if request.method() == Method::POST {
+            return match path
+                .strip_prefix("/dedup/")
+                .and_then(|rest| rest.strip_suffix("/release"))
+            {
+                Some(key) => match self.unauthorized(request) {
+                    None => self.release(key).await,
+                    Some(refused) => refused,
+                },
+                None => error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint"),
+            };
+        }
         if request.method() != Method::GET {
             return error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
-                "the admin API only answers GET",
+                "the admin API answers GET, and POST on /dedup/{key}/release",
             );
         }
-        match request.uri().path() {
-            "/metrics" => text(
-                StatusCode::OK,
-                "text/plain; version=0.0.4",
-                self.metrics.render(),
-            ),
+        match path {
+            "/metrics" => self.metrics().await,
             "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
             "/readyz" => self.readyz(),
-            path => match path.strip_prefix("/traces/") {
-                Some(id) => self.trace(id),
-                None => error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint"),
-            },
+            path => {
+                if let Some(id) = path.strip_prefix("/traces/") {
+                    self.trace(id)
+                } else if let Some(key) = path.strip_prefix("/dedup/") {
+                    self.dedup_entry(key).await
+                } else {
+                    error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")
+                }
+            }
+        }
+    }
+
+    async fn metrics(&self) -> Response<ResponseBody> {
+        match self.dedup.entries().await {
+            Ok(entries) => self
+                .metrics
+                .dedup_entries
+                .set(i64::try_from(entries).unwrap_or(i64::MAX)),
+            Err(_) => self
+                .metrics
+                .dedup_store_errors
+                .with_label_values(&["len"])
+                .inc(),
+        }
+        text(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            self.metrics.render(),
+        )
+    }
+
+    /// Checks `Authorization: Bearer <token>` against the token file, read on every
+    /// call so a rotated secret takes effect without a restart; the refusal if it fails.
+    fn unauthorized<B>(&self, request: &Request<B>) -> Option<Response<ResponseBody>> {
+        let Some(path) = &self.token_file else {
+            return Some(error(
+                StatusCode::FORBIDDEN,
+                "admin_token_not_configured",
+                "state-changing admin endpoints are disabled: set admin.token_file",
+            ));
+        };
+        let expected = match std::fs::read_to_string(path) {
+            Ok(expected) => expected,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the admin token file");
+                return Some(error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "admin_token_unavailable",
+                    "the admin token could not be read",
+                ));
+            }
+        };
+        let expected = expected.trim();
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            Some(given) if !expected.is_empty() && constant_time_eq(given, expected) => None,
+            _ => Some(error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send the admin token as Authorization: Bearer <token>",
+            )),
+        }
+    }
+
+    async fn dedup_entry(&self, key: &str) -> Response<ResponseBody> {
+        let Ok(key) = key.parse::<Key>() else {
+            return bad_key();
+        };
+        match self.dedup.get(&key).await {
+            Ok(Some(entry)) => json_response(StatusCode::OK, describe(&key, &entry).to_string()),
+            Ok(None) => error(
+                StatusCode::NOT_FOUND,
+                "dedup_key_not_found",
+                "no live dedup entry has this key",
+            ),
+            Err(e) => store_unavailable(&e),
+        }
+    }
+
+    async fn release(&self, key: &str) -> Response<ResponseBody> {
+        let Ok(key) = key.parse::<Key>() else {
+            return bad_key();
+        };
+        match self.dedup.release(&key).await {
+            Ok(Released::Released) => {
+                tracing::info!(%key, "dedup key released by an operator");
+                json_response(
+                    StatusCode::OK,
+                    serde_json::json!({"key": key.to_string(), "released": true}).to_string(),
+                )
+            }
+            Ok(Released::NotFound) => error(
+                StatusCode::NOT_FOUND,
+                "dedup_key_not_found",
+                "no live dedup entry has this key",
+            ),
+            Ok(Released::InFlight) => error(
+                StatusCode::CONFLICT,
+                "dedup_key_in_flight",
+                "a request holding this key is still upstream; releasing it now could allow a second call",
+            ),
+            Err(e) => store_unavailable(&e),
         }
     }
 
@@ -81,6 +201,70 @@ impl Admin {
             ),
         )
     }
+}
+
+/// An entry as operators see it: state and times, never the stored body.
+fn describe(key: &Key, entry: &Entry) -> serde_json::Value {
+    let time = |ms: u64| {
+        humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+    };
+    let mut out = serde_json::json!({
+        "key": key.to_string(),
+        "state": entry.state.name(),
+        "created_at": time(entry.created_ms),
+        "expires_at": time(entry.expires_ms),
+    });
+    match &entry.state {
+        State::InFlight { lease_until_ms } => out["lease_until"] = time(*lease_until_ms).into(),
+        State::Completed {
+            response,
+            completed_ms,
+        } => {
+            out["status"] = response.status.into();
+            out["completed_at"] = time(*completed_ms).into();
+        }
+        State::NotRetained {
+            status,
+            completed_ms,
+        } => {
+            out["status"] = (*status).into();
+            out["completed_at"] = time(*completed_ms).into();
+        }
+        State::Unknown {
+            reason,
+            hold_until_ms,
+        } => {
+            out["reason"] = reason.as_str().into();
+            out["hold_until"] = time(*hold_until_ms).into();
+        }
+    }
+    out
+}
+
+fn bad_key() -> Response<ResponseBody> {
+    error(
+        StatusCode::BAD_REQUEST,
+        "bad_dedup_key",
+        "a dedup key is 64 hex digits (the lastmile-dedup-key response header)",
+    )
+}
+
+fn store_unavailable(e: &crate::dedup::store::StoreError) -> Response<ResponseBody> {
+    tracing::warn!(error = %e, "dedup store unavailable for an admin request");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "dedup_unavailable",
+        "the dedup store is unavailable",
+    )
+}
+
+/// Compares secrets in time independent of where they differ.
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<ResponseBody> {

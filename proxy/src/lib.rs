@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod dedup;
 pub mod demo;
 pub mod identity;
 pub mod metrics;
@@ -58,17 +59,21 @@ pub async fn serve(
     .context("loading the policy bundle")?;
     let policy = Arc::new(policy);
     let traces = trace::TraceSink::start(&config.trace, metrics.clone())?;
+    let dedup = dedup::open(&config.dedup, Arc::new(dedup::clock::SystemClock))?;
     let proxy = Arc::new(pipeline::Proxy::new(
         &config,
         policy.clone(),
         metrics.clone(),
         traces.clone(),
+        dedup.clone(),
     )?);
     let admin_state = Arc::new(admin::Admin {
         metrics,
         traces,
         policy: policy.clone(),
         ready: AtomicBool::new(false),
+        dedup,
+        token_file: config.admin_token_file.clone(),
     });
 
     let (stop, stopped) = watch::channel(false);
@@ -90,7 +95,10 @@ pub async fn serve(
     let admin_handler = admin_state.clone();
     let admin_server = tokio::spawn(server::serve(
         admin,
-        move |request| std::future::ready(admin_handler.handle(&request)),
+        move |request| {
+            let admin = admin_handler.clone();
+            async move { admin.handle(&request).await }
+        },
         config.server.clone(),
         stopped,
     ));

@@ -30,6 +30,9 @@ pub struct Metrics {
     pub policy_last_reload_successful: IntGauge,
     pub policy_info: IntGaugeVec,
     pub trace_dropped: IntCounter,
+    pub dedup: IntCounterVec,
+    pub dedup_entries: IntGauge,
+    pub dedup_store_errors: IntCounterVec,
 }
 
 /// The per-route histograms, resolved once so the hot path skips the label lookup.
@@ -94,6 +97,26 @@ impl Metrics {
                 "lastmile_trace_records_dropped_total",
                 "Decision trace records dropped because the trace writer fell behind.",
             )?,
+            dedup: IntCounterVec::new(
+                Opts::new(
+                    "lastmile_dedup_total",
+                    "Requests under a dedup window, by route and result (first, replayed, \
+                     in_flight_conflict, unknown, mismatch, not_retained, store_full, \
+                     store_unavailable).",
+                ),
+                &["route", "result"],
+            )?,
+            dedup_entries: IntGauge::new(
+                "lastmile_dedup_store_entries",
+                "Entries in the dedup store, read when metrics are scraped.",
+            )?,
+            dedup_store_errors: IntCounterVec::new(
+                Opts::new(
+                    "lastmile_dedup_store_errors_total",
+                    "Dedup store operations that failed, by operation.",
+                ),
+                &["operation"],
+            )?,
             registry,
         };
         let build = IntGaugeVec::new(
@@ -101,7 +124,7 @@ impl Metrics {
             &["version"],
         )?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
             Box::new(build),
             Box::new(metrics.requests.clone()),
             Box::new(metrics.request_duration.clone()),
@@ -111,6 +134,9 @@ impl Metrics {
             Box::new(metrics.policy_last_reload_successful.clone()),
             Box::new(metrics.policy_info.clone()),
             Box::new(metrics.trace_dropped.clone()),
+            Box::new(metrics.dedup.clone()),
+            Box::new(metrics.dedup_entries.clone()),
+            Box::new(metrics.dedup_store_errors.clone()),
         ];
         for collector in collectors {
             metrics.registry.register(collector)?;

@@ -4,6 +4,7 @@
 //! Body: `{"error": {"code", "message", "reasons", "trace_id", "policy_revision"}}`, plus
 //! `"outcome": "unknown"` when the request may have taken effect upstream.
 
+use crate::dedup::key::ClientKeyError;
 use crate::identity::IdentityError;
 use crate::policy::decision::Reason;
 use http::StatusCode;
@@ -42,6 +43,20 @@ pub enum Refusal {
     UpstreamTimeout,
     #[error("the upstream connection failed after the request was sent; the outcome is unknown")]
     UpstreamFailed,
+    #[error("{0}")]
+    InvalidIdempotencyKey(ClientKeyError),
+    #[error("this Idempotency-Key was already used for a different request")]
+    IdempotencyKeyMismatch,
+    #[error("an identical request is still in flight; retry after it completes")]
+    DuplicateInFlight,
+    #[error("an identical request may already have taken effect upstream ({0}); it will not be sent again until an operator releases it or its hold ends")]
+    OutcomeUnknown(String),
+    #[error("an identical request already completed with status {0}; its response was too large to keep for replay")]
+    CompletedNotRetained(u16),
+    #[error("the dedup store is full of entries that may not be evicted; retry later")]
+    DedupFull,
+    #[error("the dedup store is unavailable, so the request cannot be sent with its at-most-once guarantee; retry later")]
+    DedupUnavailable,
 }
 
 impl Refusal {
@@ -60,6 +75,12 @@ impl Refusal {
             Refusal::CredentialUnavailable => StatusCode::INTERNAL_SERVER_ERROR,
             Refusal::UpstreamUnreachable | Refusal::UpstreamFailed => StatusCode::BAD_GATEWAY,
             Refusal::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Refusal::InvalidIdempotencyKey(_) => StatusCode::BAD_REQUEST,
+            Refusal::IdempotencyKeyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            Refusal::DuplicateInFlight
+            | Refusal::OutcomeUnknown(_)
+            | Refusal::CompletedNotRetained(_) => StatusCode::CONFLICT,
+            Refusal::DedupFull | Refusal::DedupUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -81,6 +102,21 @@ impl Refusal {
             Refusal::UpstreamUnreachable => "upstream_unreachable",
             Refusal::UpstreamTimeout => "upstream_timeout",
             Refusal::UpstreamFailed => "upstream_failed",
+            Refusal::InvalidIdempotencyKey(_) => "invalid_idempotency_key",
+            Refusal::IdempotencyKeyMismatch => "idempotency_key_mismatch",
+            Refusal::DuplicateInFlight => "duplicate_in_flight",
+            Refusal::OutcomeUnknown(_) => "outcome_unknown",
+            Refusal::CompletedNotRetained(_) => "completed_not_retained",
+            Refusal::DedupFull => "dedup_store_full",
+            Refusal::DedupUnavailable => "dedup_unavailable",
+        }
+    }
+
+    /// Seconds the agent should wait before retrying, when a retry can succeed.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            Refusal::DuplicateInFlight | Refusal::DedupFull | Refusal::DedupUnavailable => Some(1),
+            _ => None,
         }
     }
 
@@ -93,7 +129,10 @@ impl Refusal {
 
     /// Whether the request may have taken effect upstream.
     fn outcome_unknown(&self) -> bool {
-        matches!(self, Refusal::UpstreamTimeout | Refusal::UpstreamFailed)
+        matches!(
+            self,
+            Refusal::UpstreamTimeout | Refusal::UpstreamFailed | Refusal::OutcomeUnknown(_)
+        )
     }
 
     /// The JSON refusal body.
@@ -111,6 +150,9 @@ impl Refusal {
             policy_revision: Option<&'a str>,
             #[serde(skip_serializing_if = "Option::is_none")]
             outcome: Option<&'static str>,
+            /// The upstream's status for a completed request whose response was not kept.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            original_status: Option<u16>,
         }
         let body = Body {
             error: Inner {
@@ -120,6 +162,10 @@ impl Refusal {
                 trace_id,
                 policy_revision,
                 outcome: self.outcome_unknown().then_some("unknown"),
+                original_status: match self {
+                    Refusal::CompletedNotRetained(status) => Some(*status),
+                    _ => None,
+                },
             },
         };
         serde_json::to_string(&body)

@@ -4,6 +4,8 @@
 mod harness;
 
 mod chart;
+mod dedup;
+mod dedup_store;
 mod demo;
 mod dry_run;
 mod failures;

@@ -5,7 +5,9 @@ pub mod raw;
 
 use anyhow::{bail, Context, Result};
 use http::uri::{Scheme, Uri};
-use raw::{RawConfig, RawCredential, RawIdentity, RawMode, RawRoute};
+use raw::{
+    RawConfig, RawCredential, RawDedup, RawIdentity, RawMode, RawRoute, RawRouteDedup, RawStoreKind,
+};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,6 +22,24 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     pub trace: TraceConfig,
     pub server: ServerConfig,
+    pub dedup: DedupConfig,
+    /// Bearer token file for the admin API's state-changing endpoints; without one,
+    /// they are disabled.
+    pub admin_token_file: Option<PathBuf>,
+}
+
+/// Where dedup windows are kept, and how much they may hold.
+#[derive(Debug, Clone)]
+pub struct DedupConfig {
+    pub store: DedupStoreConfig,
+    pub max_entries: usize,
+    pub max_stored_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum DedupStoreConfig {
+    Memory,
+    Redis(crate::dedup::redis::RedisSettings),
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +96,22 @@ pub struct RouteConfig {
     pub connect_timeout: Duration,
     pub max_body_bytes: usize,
     pub require_user: bool,
+    pub dedup: RouteDedup,
+}
+
+/// How a route applies dedup windows.
+#[derive(Debug, Clone)]
+pub struct RouteDedup {
+    /// How long a duplicate waits for an in-flight original before a 409.
+    pub wait: Duration,
+    /// How long an unknown outcome blocks duplicates; `None`: the rest of the window.
+    pub unknown_hold: Option<Duration>,
+    /// Responses up to this size are kept for replay.
+    pub max_stored_body_bytes: usize,
+    /// The window for an agent's `Idempotency-Key` when the policy names no intent.
+    pub client_key_window: Duration,
+    /// The upstream deduplicates on this header; lastmile sends its key there.
+    pub upstream_idempotency_header: Option<http::HeaderName>,
 }
 
 /// Where a route's requests go: scheme, authority and a base path joined in front of
@@ -190,6 +226,8 @@ impl Config {
                 header_read_timeout: Duration::from_millis(raw.server.header_read_timeout_ms),
                 shutdown_grace: Duration::from_millis(raw.server.shutdown_grace_ms),
             },
+            dedup: validate_dedup(raw.dedup)?,
+            admin_token_file: raw.admin.token_file.map(|p| resolve(base, &p)),
         })
     }
 }
@@ -264,6 +302,65 @@ fn validate_route(raw: RawRoute, base: &Path) -> Result<RouteConfig> {
         connect_timeout: Duration::from_millis(raw.connect_timeout_ms),
         max_body_bytes: raw.max_body_bytes,
         require_user: raw.require_user,
+        dedup: validate_route_dedup(raw.dedup)?,
+    })
+}
+
+fn validate_route_dedup(raw: RawRouteDedup) -> Result<RouteDedup> {
+    if raw.client_key_window_seconds == 0 {
+        bail!("dedup.client_key_window_seconds must be greater than zero");
+    }
+    Ok(RouteDedup {
+        wait: Duration::from_millis(raw.wait_ms),
+        unknown_hold: raw.unknown_hold_seconds.map(Duration::from_secs),
+        max_stored_body_bytes: raw.max_stored_body_bytes,
+        client_key_window: Duration::from_secs(raw.client_key_window_seconds),
+        upstream_idempotency_header: raw
+            .upstream_idempotency_header
+            .as_deref()
+            .map(|h| parse_header_name("dedup.upstream_idempotency_header", h))
+            .transpose()?,
+    })
+}
+
+fn validate_dedup(raw: RawDedup) -> Result<DedupConfig> {
+    if raw.max_entries == 0 {
+        bail!("dedup.max_entries must be greater than zero");
+    }
+    let store = match (raw.store, raw.redis) {
+        (RawStoreKind::Memory, None) => DedupStoreConfig::Memory,
+        (RawStoreKind::Memory, Some(_)) => {
+            bail!("dedup.redis is set but dedup.store is memory; set store: redis to use it")
+        }
+        (RawStoreKind::Redis, None) => {
+            bail!("dedup.store is redis: set dedup.redis.url or url_env")
+        }
+        (RawStoreKind::Redis, Some(redis)) => {
+            let url = match (redis.url, redis.url_env) {
+                (Some(url), None) => url,
+                (None, Some(var)) => std::env::var(&var).with_context(|| {
+                    format!("dedup.redis.url_env: environment variable {var} is not set")
+                })?,
+                _ => bail!("dedup.redis: set exactly one of url or url_env"),
+            };
+            if !url.starts_with("redis://") {
+                bail!("dedup.redis.url must start with redis://");
+            }
+            if redis.timeout_ms == 0 {
+                bail!("dedup.redis.timeout_ms must be greater than zero");
+            }
+            DedupStoreConfig::Redis(crate::dedup::redis::RedisSettings {
+                url,
+                key_prefix: redis.key_prefix,
+                timeout: Duration::from_millis(redis.timeout_ms),
+                max_entries: raw.max_entries,
+            })
+        }
+    };
+    Ok(DedupConfig {
+        store,
+        max_entries: raw.max_entries,
+        max_stored_bytes: raw.max_stored_bytes,
     })
 }
 

@@ -22,6 +22,10 @@ pub struct RawConfig {
     pub trace: RawTrace,
     #[serde(default)]
     pub server: RawServer,
+    #[serde(default)]
+    pub dedup: RawDedup,
+    #[serde(default)]
+    pub admin: RawAdmin,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +86,91 @@ pub struct RawRoute {
     pub max_body_bytes: usize,
     #[serde(default)]
     pub require_user: bool,
+    #[serde(default)]
+    pub dedup: RawRouteDedup,
+}
+
+/// How a route applies dedup windows.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteDedup {
+    #[serde(default = "default_dedup_wait_ms")]
+    pub wait_ms: u64,
+    #[serde(default)]
+    pub unknown_hold_seconds: Option<u64>,
+    #[serde(default = "default_max_stored_body_bytes")]
+    pub max_stored_body_bytes: usize,
+    #[serde(default = "default_client_key_window_s")]
+    pub client_key_window_seconds: u64,
+    #[serde(default)]
+    pub upstream_idempotency_header: Option<String>,
+}
+
+impl Default for RawRouteDedup {
+    fn default() -> Self {
+        Self {
+            wait_ms: default_dedup_wait_ms(),
+            unknown_hold_seconds: None,
+            max_stored_body_bytes: default_max_stored_body_bytes(),
+            client_key_window_seconds: default_client_key_window_s(),
+            upstream_idempotency_header: None,
+        }
+    }
+}
+
+/// Where dedup windows are kept.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDedup {
+    #[serde(default)]
+    pub store: RawStoreKind,
+    #[serde(default = "default_dedup_max_entries")]
+    pub max_entries: usize,
+    #[serde(default = "default_dedup_max_stored_bytes")]
+    pub max_stored_bytes: usize,
+    #[serde(default)]
+    pub redis: Option<RawRedis>,
+}
+
+impl Default for RawDedup {
+    fn default() -> Self {
+        Self {
+            store: RawStoreKind::Memory,
+            max_entries: default_dedup_max_entries(),
+            max_stored_bytes: default_dedup_max_stored_bytes(),
+            redis: None,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawStoreKind {
+    #[default]
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub url_env: Option<String>,
+    #[serde(default = "default_redis_prefix")]
+    pub key_prefix: String,
+    #[serde(default = "default_redis_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// The admin port's own settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Bearer token required by the admin API's state-changing endpoints.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -181,6 +270,27 @@ fn default_connect_timeout_ms() -> u64 {
 }
 fn default_max_body_bytes() -> usize {
     1024 * 1024
+}
+fn default_dedup_wait_ms() -> u64 {
+    5_000
+}
+fn default_max_stored_body_bytes() -> usize {
+    64 * 1024
+}
+fn default_client_key_window_s() -> u64 {
+    24 * 60 * 60
+}
+fn default_dedup_max_entries() -> usize {
+    100_000
+}
+fn default_dedup_max_stored_bytes() -> usize {
+    64 * 1024 * 1024
+}
+fn default_redis_prefix() -> String {
+    "lastmile:dedup:".into()
+}
+fn default_redis_timeout_ms() -> u64 {
+    500
 }
 fn default_trace_output() -> String {
     "stdout".into()

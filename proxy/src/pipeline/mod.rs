@@ -5,11 +5,15 @@
 //! Each phase returns either the value the next phase needs or a [`Refusal`]; every
 //! refusal and every forwarded response is recorded (metrics and trace) in one place.
 
+pub mod dedup;
 pub mod forward;
 pub mod input;
 pub mod request;
 
 use crate::config::{Config, Mode, RouteConfig};
+use crate::dedup::key::{self as dedup_key, ClientKey, Fingerprint};
+use crate::dedup::state::{Attempt, Begin};
+use crate::dedup::store::DedupStore;
 use crate::identity::Verifier;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::policy::decision::{self, Decision, Verdict};
@@ -18,7 +22,7 @@ use crate::refusal::Refusal;
 use crate::route::RouteTable;
 use crate::trace::context::TraceContext;
 use crate::trace::record::{
-    millis, DecisionTrace, ErrorTrace, Latency, TraceRecord, UpstreamTrace,
+    millis, DecisionTrace, DedupTrace, ErrorTrace, Latency, TraceRecord, UpstreamTrace,
 };
 use crate::trace::{redact, TraceSink};
 use crate::upstream::{
@@ -62,11 +66,12 @@ pub struct Proxy {
     traces: TraceSink,
     include_body: bool,
     redact_fields: Vec<String>,
+    dedup: Arc<dyn DedupStore>,
 }
 
-/// A request that went upstream, and how lastmile classified it.
+/// A response from upstream (or replayed), and how lastmile classified the request.
 struct Forwarded {
-    response: Response<Incoming>,
+    response: Response<ResponseBody>,
     outcome: &'static str,
 }
 
@@ -76,6 +81,7 @@ impl Proxy {
         policy: Arc<PolicyStore>,
         metrics: Metrics,
         traces: TraceSink,
+        dedup: Arc<dyn DedupStore>,
     ) -> Result<Proxy> {
         let routes = config
             .routes
@@ -105,6 +111,7 @@ impl Proxy {
             traces,
             include_body: config.trace.include_body,
             redact_fields: config.trace.redact_fields.clone(),
+            dedup,
         })
     }
 
@@ -127,11 +134,12 @@ impl Proxy {
             policy_revision: None,
             error: None,
             upstream: None,
+            dedup: None,
             latency_ms: Latency::default(),
             request_body: None,
         };
         let (mut response, outcome) = match self.process(request, &trace, &mut record).await {
-            Ok(forwarded) => (respond(forwarded.response), forwarded.outcome),
+            Ok(forwarded) => (forwarded.response, forwarded.outcome),
             Err(refusal) => {
                 record.error.get_or_insert_with(|| ErrorTrace {
                     code: refusal.code(),
@@ -147,6 +155,13 @@ impl Proxy {
         headers.insert(DECISION_HEADER, HeaderValue::from_static(outcome));
         if let Ok(id) = HeaderValue::from_str(&trace.trace_id) {
             headers.insert(TRACE_HEADER, id);
+        }
+        if let Some(key) = record
+            .dedup
+            .as_ref()
+            .and_then(|d| HeaderValue::from_str(&d.key).ok())
+        {
+            headers.insert(dedup::KEY_HEADER, key);
         }
         self.record(record, outcome, response.status().as_u16(), started);
         response
@@ -183,12 +198,23 @@ impl Proxy {
         if route.config.require_user && user.is_none() {
             return Err(Refusal::UserRequired);
         }
+        let client_key = ClientKey::from_headers(&parts.headers)
+            .map_err(Refusal::InvalidIdempotencyKey)?
+            .filter(|_| !parts.method.is_safe());
 
         let body = request::read_body(&parts.headers, body, route.config.max_body_bytes).await?;
         let view = request::view_body(&parts.headers, &body)?;
         if self.include_body {
             record.request_body = self.redacted_body(&view, body.len());
         }
+
+        let request_fingerprint = client_key.as_ref().map(|_| {
+            let body = match &view {
+                BodyView::Json(value) => dedup_key::Body::Json(value),
+                BodyView::Empty | BodyView::Opaque => dedup_key::Body::Bytes(&body),
+            };
+            Fingerprint::of_request(parts.method.as_str(), matched.path, parts.uri.query(), body)
+        });
 
         let policy = self.policy.current();
         record.policy_revision = Some(policy.revision().to_string());
@@ -224,14 +250,29 @@ impl Proxy {
         record.latency_ms.policy = Some(millis(policy_time));
         let (decision, outcome) = enforce(route.config.mode, decision, record)?;
 
-        let outbound = forward::Outbound {
+        let attempt = match route.config.mode {
+            Mode::Enforce => dedup::attempt(dedup::Facts {
+                route: &route.config,
+                decision: decision.as_ref(),
+                client_key: client_key.as_ref(),
+                request_fingerprint,
+                user: user.as_ref(),
+            }),
+            // Dry-run routes observe; they change nothing, dedup included.
+            Mode::DryRun => None,
+        };
+
+        let mut outbound = forward::Outbound {
             method: parts.method,
             path: matched.path,
             query: parts.uri.query(),
             headers: parts.headers,
             body,
         };
-        let upstream_request = forward::build(
+        if attempt.is_some() {
+            outbound.headers.remove(dedup_key::IDEMPOTENCY_KEY);
+        }
+        let mut upstream_request = forward::build(
             &route.config.upstream,
             outbound,
             self.identity.as_ref().map(Verifier::header),
@@ -239,23 +280,143 @@ impl Proxy {
             decision.as_ref(),
             trace,
         )?;
-        let sent_at = Instant::now();
-        let result = upstream::send(&route.client, upstream_request, route.config.timeout).await;
-        let upstream_time = sent_at.elapsed();
-        route
-            .metrics
-            .upstream_duration
-            .observe(upstream_time.as_secs_f64());
-        record.upstream = Some(UpstreamTrace {
-            status: result.as_ref().ok().map(|r| r.status().as_u16()),
-            latency_ms: millis(upstream_time),
+        let Some(attempt) = attempt else {
+            return self.forward(route, upstream_request, outcome, record).await;
+        };
+        record.dedup = Some(DedupTrace {
+            key: attempt.key.to_string(),
+            result: "first",
         });
+        let begun =
+            crate::dedup::begin_or_wait(self.dedup.as_ref(), &attempt, route.config.dedup.wait)
+                .await;
+        let (result, refusal) = match begun {
+            Ok(Begin::Taken { token }) => {
+                if let Some(name) = &route.config.dedup.upstream_idempotency_header {
+                    if let Ok(value) = HeaderValue::from_str(&attempt.key.to_string()) {
+                        upstream_request.headers_mut().insert(name.clone(), value);
+                    }
+                }
+                return self
+                    .lead(route, &attempt, token, upstream_request, outcome, record)
+                    .await;
+            }
+            Ok(Begin::Completed(stored)) => {
+                self.count_dedup(route, record, "replayed");
+                return Ok(Forwarded {
+                    response: dedup::replay(stored),
+                    outcome: "replayed",
+                });
+            }
+            Ok(Begin::InFlight) => ("in_flight_conflict", Refusal::DuplicateInFlight),
+            Ok(Begin::Unknown { reason }) => ("unknown", Refusal::OutcomeUnknown(reason)),
+            Ok(Begin::NotRetained { status }) => {
+                ("not_retained", Refusal::CompletedNotRetained(status))
+            }
+            Ok(Begin::Mismatch) => ("mismatch", Refusal::IdempotencyKeyMismatch),
+            Ok(Begin::Full) => ("store_full", Refusal::DedupFull),
+            Err(e) => {
+                tracing::warn!(error = %e, route = %route.config.name, "dedup store unavailable");
+                self.metrics
+                    .dedup_store_errors
+                    .with_label_values(&["begin"])
+                    .inc();
+                ("store_unavailable", Refusal::DedupUnavailable)
+            }
+        };
+        self.count_dedup(route, record, result);
+        Err(refusal)
+    }
+
+    fn count_dedup(&self, route: &Route, record: &mut TraceRecord, result: &'static str) {
+        if let Some(trace) = record.dedup.as_mut() {
+            trace.result = result;
+        }
+        self.metrics
+            .dedup
+            .with_label_values(&[route.config.name.as_str(), result])
+            .inc();
+    }
+
+    /// Sends a request that no dedup window governs.
+    async fn forward(
+        &self,
+        route: &Route,
+        request: Request<http_body_util::Full<Bytes>>,
+        outcome: &'static str,
+        record: &mut TraceRecord,
+    ) -> Result<Forwarded, Refusal> {
+        let sent_at = Instant::now();
+        let result = upstream::send(&route.client, request, route.config.timeout).await;
+        let upstream_time = sent_at.elapsed();
+        self.record_upstream(
+            route,
+            record,
+            result.as_ref().ok().map(|r| r.status().as_u16()),
+            upstream_time,
+        );
         match result {
-            Ok(response) => Ok(Forwarded { response, outcome }),
+            Ok(response) => Ok(Forwarded {
+                response: respond(response),
+                outcome,
+            }),
             Err(UpstreamFailure::Unreachable) => Err(Refusal::UpstreamUnreachable),
             Err(UpstreamFailure::Timeout) => Err(Refusal::UpstreamTimeout),
             Err(UpstreamFailure::Broken) => Err(Refusal::UpstreamFailed),
         }
+    }
+
+    /// Sends the first request of a dedup window. The exchange runs on its own task so
+    /// that its outcome is recorded even when the agent disconnects mid-call.
+    async fn lead(
+        &self,
+        route: &Route,
+        attempt: &Attempt,
+        token: u64,
+        request: Request<http_body_util::Full<Bytes>>,
+        outcome: &'static str,
+        record: &mut TraceRecord,
+    ) -> Result<Forwarded, Refusal> {
+        self.count_dedup(route, record, "first");
+        let exchange = dedup::Exchange {
+            store: self.dedup.clone(),
+            client: route.client.clone(),
+            request,
+            timeout: route.config.timeout,
+            key: attempt.key,
+            token,
+            max_stored_body_bytes: route.config.dedup.max_stored_body_bytes,
+            unknown_hold: route.config.dedup.unknown_hold,
+        };
+        let led = tokio::spawn(exchange.run())
+            .await
+            .map_err(|_| Refusal::UpstreamFailed)?;
+        self.record_upstream(route, record, led.upstream_status, led.upstream_time);
+        if let Some(error) = led.store_error {
+            tracing::error!(%error, route = %route.config.name, "recording a dedup outcome failed; duplicates will see the lease lapse");
+            self.metrics
+                .dedup_store_errors
+                .with_label_values(&["finish"])
+                .inc();
+        }
+        led.response.map(|response| Forwarded { response, outcome })
+    }
+
+    fn record_upstream(
+        &self,
+        route: &Route,
+        record: &mut TraceRecord,
+        status: Option<u16>,
+        elapsed: std::time::Duration,
+    ) {
+        route
+            .metrics
+            .upstream_duration
+            .observe(elapsed.as_secs_f64());
+        record.upstream = Some(UpstreamTrace {
+            status,
+            latency_ms: millis(elapsed),
+        });
     }
 
     /// The body for the trace, redacted; bodies over [`TRACE_BODY_LIMIT`] are replaced
@@ -358,7 +519,7 @@ fn enforce(
 }
 
 /// The upstream's response as it came, minus hop-by-hop headers.
-fn respond(response: Response<Incoming>) -> Response<ResponseBody> {
+pub(crate) fn respond(response: Response<Incoming>) -> Response<ResponseBody> {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, body.boxed())
@@ -370,7 +531,13 @@ fn refuse(
     trace_id: &str,
     policy_revision: Option<&str>,
 ) -> Response<ResponseBody> {
-    json_response(refusal.status(), refusal.body(trace_id, policy_revision))
+    let mut response = json_response(refusal.status(), refusal.body(trace_id, policy_revision));
+    if let Some(seconds) = refusal.retry_after() {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 /// A JSON response with a complete body.

@@ -25,6 +25,9 @@ pub struct TraceRecord {
     pub policy_revision: Option<String>,
     pub error: Option<ErrorTrace>,
     pub upstream: Option<UpstreamTrace>,
+    /// The dedup window the request fell under, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dedup: Option<DedupTrace>,
     pub latency_ms: Latency,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_body: Option<serde_json::Value>,
@@ -38,6 +41,13 @@ pub struct DecisionTrace {
     pub approval: Vec<Reason>,
     pub dedup: bool,
     pub obligations: Vec<String>,
+}
+
+/// The request's dedup key (hex SHA-256) and what the window did with it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DedupTrace {
+    pub key: String,
+    pub result: &'static str,
 }
 
 /// A refusal lastmile made itself.

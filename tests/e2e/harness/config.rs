@@ -20,6 +20,8 @@ pub struct RouteSpec {
     pub credential: bool,
     pub timeout_ms: Option<u64>,
     pub max_body_bytes: Option<usize>,
+    /// The route's `dedup:` block, as YAML flow text.
+    pub dedup: Option<String>,
 }
 
 impl RouteSpec {
@@ -35,7 +37,14 @@ impl RouteSpec {
             credential: true,
             timeout_ms: None,
             max_body_bytes: None,
+            dedup: None,
         }
+    }
+
+    /// Sets the route's `dedup:` block (YAML flow text, e.g. `{wait_ms: 100}`).
+    pub fn dedup(mut self, yaml: &str) -> Self {
+        self.dedup = Some(yaml.to_string());
+        self
     }
 
     pub fn dry_run(mut self) -> Self {
@@ -93,6 +102,9 @@ impl RouteSpec {
         if let Some(bytes) = self.max_body_bytes {
             writeln!(out, "    max_body_bytes: {bytes}")?;
         }
+        if let Some(dedup) = &self.dedup {
+            writeln!(out, "    dedup: {dedup}")?;
+        }
         Ok(())
     }
 }
@@ -112,6 +124,10 @@ pub struct Setup {
     pub include_body: bool,
     /// Load `library/` as a policy library directory.
     pub library: bool,
+    /// The top-level `dedup:` block, as YAML flow text.
+    pub dedup: Option<String>,
+    /// Enable the admin API's state-changing endpoints with [`super::ADMIN_TOKEN`].
+    pub admin_token: bool,
 }
 
 impl Setup {
@@ -121,7 +137,25 @@ impl Setup {
             identity: true,
             include_body: false,
             library: false,
+            dedup: None,
+            admin_token: false,
         }
+    }
+
+    /// Sets the top-level `dedup:` block (YAML flow text).
+    pub fn dedup(mut self, yaml: &str) -> Self {
+        self.dedup = Some(yaml.to_string());
+        self
+    }
+
+    /// Keeps dedup windows in the Redis at `url`.
+    pub fn redis(self, url: &str) -> Self {
+        self.dedup(&format!("{{store: redis, redis: {{url: {}}}}}", q(url)))
+    }
+
+    pub fn admin_token(mut self) -> Self {
+        self.admin_token = true;
+        self
     }
 
     pub fn include_body(mut self) -> Self {
@@ -154,6 +188,12 @@ impl Setup {
                 q(jwt::ISSUER),
                 q(jwt::AUDIENCE)
             )?;
+        }
+        if let Some(dedup) = &self.dedup {
+            writeln!(y, "dedup: {dedup}")?;
+        }
+        if self.admin_token {
+            writeln!(y, "admin: {{token_file: secrets/admin-token}}")?;
         }
         writeln!(y, "routes:")?;
         for route in &self.routes {

@@ -7,6 +7,7 @@ pub mod jwt;
 pub mod metrics;
 pub mod policies;
 pub mod proxy;
+pub mod redis;
 pub mod upstream;
 
 pub use client::Reply;
@@ -21,6 +22,9 @@ use tokio::time::{sleep, Instant};
 
 /// The credential the proxy injects upstream (the file holds it with a trailing newline).
 pub const UPSTREAM_TOKEN: &str = "e2e-upstream-credential-7f3a9c51";
+
+/// The admin API's bearer token, when a setup enables it.
+pub const ADMIN_TOKEN: &str = "e2e-admin-token-0c41d2a8";
 
 /// A valid inbound W3C traceparent.
 pub const INBOUND_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";

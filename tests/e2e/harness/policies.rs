@@ -62,3 +62,30 @@ pub fn deny_all(code: &str) -> String {
 
 /// Does not compile.
 pub const BROKEN: &str = "package lastmile\n\ndecision := {\n\t\"deny\": [\n";
+
+/// Dedup on every POST with a JSON object body: the intent is the path and the body
+/// (minus `deny`); a body with `"deny": true` is denied, so tests can show that a
+/// refusal never takes the key. `"shared": true` makes the intent the same for all users.
+pub const DEDUP_POLICY: &str = r#"package lastmile
+
+body := input.request.body if is_object(input.request.body)
+
+default body := {}
+
+decision := object.union(verdict, dedup)
+
+verdict := {"deny": [{"code": "test_deny", "message": "the body asks to be denied"}]} if body.deny == true
+
+default verdict := {}
+
+dedup := {"dedup": {
+	"key": {"path": input.request.path, "body": object.remove(body, ["deny"])},
+	"window_seconds": 3600,
+	"shared": object.get(body, "shared", false) == true,
+}} if {
+	input.request.method == "POST"
+	count(body) > 0
+}
+
+default dedup := {}
+"#;

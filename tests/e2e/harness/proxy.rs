@@ -4,7 +4,7 @@
 use super::client::{self, HttpClient, Reply};
 use super::config::{Setup, TRACE_FILE};
 use super::metrics::Metrics;
-use super::{eventually, jwt, policies, UPSTREAM_TOKEN};
+use super::{eventually, jwt, policies, ADMIN_TOKEN, UPSTREAM_TOKEN};
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use http::{Method, Request};
@@ -35,6 +35,7 @@ impl Workspace {
         };
         workspace.write("secrets/upstream-token", &format!("{UPSTREAM_TOKEN}\n"))?;
         workspace.write("secrets/identity-hs256", &format!("{}\n", jwt::SECRET))?;
+        workspace.write("secrets/admin-token", &format!("{ADMIN_TOKEN}\n"))?;
         std::fs::create_dir_all(workspace.path("policies"))?;
         Ok(workspace)
     }
@@ -255,6 +256,15 @@ impl Proxy {
         let request =
             Request::get(format!("http://{}{path}", self.admin)).body(Full::new(Bytes::new()))?;
         client::send(&self.client, request).await
+    }
+
+    /// POST on the admin port, with `token` as the bearer token if given.
+    pub async fn admin_post(&self, path: &str, token: Option<&str>) -> Result<Reply> {
+        let mut builder = Request::post(format!("http://{}{path}", self.admin));
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        client::send(&self.client, builder.body(Full::new(Bytes::new()))?).await
     }
 
     pub async fn metrics(&self) -> Result<Metrics> {

@@ -28,6 +28,8 @@ pub enum Behaviour {
     Reply { status: u16, body: &'static str },
     /// Answers 200 only after this long (longer than the route's timeout).
     Sleep(Duration),
+    /// Answers 200 with a JSON string body of this many bytes.
+    Large(usize),
 }
 
 impl Behaviour {
@@ -146,13 +148,17 @@ async fn handle(
             body,
         });
     let (status, body) = match behaviour {
-        Behaviour::Reply { status, body } => (status, body),
+        Behaviour::Reply { status, body } => (status, Bytes::from_static(body.as_bytes())),
         Behaviour::Sleep(delay) => {
             tokio::time::sleep(delay).await;
-            (200, "{\"late\":true}")
+            (200, Bytes::from_static(b"{\"late\":true}"))
         }
+        Behaviour::Large(size) => (
+            200,
+            Bytes::from(format!("\"{}\"", "x".repeat(size.saturating_sub(2)))),
+        ),
     };
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut response = Response::new(Full::new(body));
     *response.status_mut() =
         http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
@@ -161,5 +167,10 @@ async fn handle(
         http::HeaderValue::from_static("application/json"),
     );
     headers.insert("x-upstream", http::HeaderValue::from_static("e2e"));
+    // A session cookie, which a replay must never hand out again.
+    headers.insert(
+        http::header::SET_COOKIE,
+        http::HeaderValue::from_static("session=e2e-upstream-session; HttpOnly"),
+    );
     Ok(response)
 }

@@ -1,0 +1,395 @@
+//! What makes two requests the same intent: the dedup key and the fingerprint.
+//!
+//! The key is SHA-256 over the route, the acting user (unless the intent is shared) and
+//! either the canonical JSON of the policy's `dedup.key` or the agent's validated
+//! `Idempotency-Key`. Fields are length-prefixed so no two different inputs hash the
+//! same bytes. The fingerprint is what must match when an agent reuses its own key:
+//! the policy's intent when there is one, otherwise the whole request.
+
+use regorus::Value;
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::str::FromStr;
+
+/// The header an agent may send to name its own intent (IETF
+/// draft-ietf-httpapi-idempotency-key-header).
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Longest accepted `Idempotency-Key`.
+const MAX_CLIENT_KEY_LEN: usize = 255;
+
+/// A dedup key: the identity of one logical action within its window.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key([u8; 32]);
+
+/// A digest of what the action does, compared when a key is reused.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint([u8; 32]);
+
+/// Who acts, as far as the key is concerned.
+#[derive(Clone, Copy, Debug)]
+pub enum Actor<'a> {
+    /// The intent is the same whoever acts (`dedup.shared`).
+    Anyone,
+    /// The verified user's `sub`; `None` for a route without identity.
+    User(Option<&'a str>),
+}
+
+/// Where the intent comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum Intent<'a> {
+    /// The policy's `dedup.key`.
+    Policy(&'a Value),
+    /// The agent's own `Idempotency-Key`, already validated.
+    Client(&'a ClientKey),
+}
+
+/// Derives the key for one request.
+pub fn derive(route: &str, actor: Actor<'_>, intent: Intent<'_>) -> Key {
+    let mut hash = Sha256::new();
+    field(&mut hash, b"lastmile-dedup-v1");
+    field(&mut hash, route.as_bytes());
+    match actor {
+        Actor::Anyone => field(&mut hash, b"*shared"),
+        Actor::User(None) => field(&mut hash, b"*anonymous"),
+        Actor::User(Some(sub)) => {
+            field(&mut hash, b"user");
+            field(&mut hash, sub.as_bytes());
+        }
+    }
+    match intent {
+        Intent::Policy(value) => {
+            field(&mut hash, b"intent");
+            field(&mut hash, canonical_json(value).as_bytes());
+        }
+        Intent::Client(key) => {
+            field(&mut hash, b"client");
+            field(&mut hash, key.0.as_bytes());
+        }
+    }
+    Key(hash.finalize().into())
+}
+
+impl Fingerprint {
+    /// The fingerprint of a policy intent.
+    pub fn of_intent(value: &Value) -> Fingerprint {
+        Fingerprint(Sha256::digest(canonical_json(value).as_bytes()).into())
+    }
+
+    /// The fingerprint of a whole request, for an agent key with no policy intent:
+    /// method, path, query and body (canonical JSON when it parsed, raw bytes otherwise).
+    pub fn of_request(method: &str, path: &str, query: Option<&str>, body: Body<'_>) -> Self {
+        let mut hash = Sha256::new();
+        field(&mut hash, method.as_bytes());
+        field(&mut hash, path.as_bytes());
+        field(&mut hash, query.unwrap_or("").as_bytes());
+        match body {
+            Body::Json(value) => {
+                field(&mut hash, b"json");
+                field(&mut hash, canonical_json(value).as_bytes());
+            }
+            Body::Bytes(bytes) => {
+                field(&mut hash, b"bytes");
+                field(&mut hash, bytes);
+            }
+        }
+        Fingerprint(hash.finalize().into())
+    }
+}
+
+/// A request body as the fingerprint sees it.
+#[derive(Clone, Copy)]
+pub enum Body<'a> {
+    Json(&'a Value),
+    Bytes(&'a [u8]),
+}
+
+fn field(hash: &mut Sha256, bytes: &[u8]) {
+    hash.update((bytes.len() as u64).to_be_bytes());
+    hash.update(bytes);
+}
+
+/// Canonical JSON: object keys sorted by their canonical text, no insignificant
+/// whitespace, sets as sorted arrays, and numbers normalised so `1`, `1.0` and `1e0`
+/// are one value.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Null | Value::Undefined => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(_) => out.push_str(&canonical_number(value)),
+        Value::String(s) => out.push_str(&serde_json::Value::from(s.as_ref()).to_string()),
+        Value::Array(items) => write_list(items.iter().map(canonical_json), false, out),
+        Value::Set(items) => write_list(items.iter().map(canonical_json), true, out),
+        Value::Object(fields) => {
+            let mut pairs: Vec<(String, String)> = fields
+                .iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Value::String(s) => serde_json::Value::from(s.as_ref()).to_string(),
+                        // Rego allows non-string keys; JSON writes them as their text.
+                        other => serde_json::Value::from(canonical_json(other)).to_string(),
+                    };
+                    (key, canonical_json(v))
+                })
+                .collect();
+            pairs.sort();
+            out.push('{');
+            for (i, (k, v)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(k);
+                out.push(':');
+                out.push_str(v);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn write_list(items: impl Iterator<Item = String>, sort: bool, out: &mut String) {
+    let mut items: Vec<String> = items.collect();
+    if sort {
+        items.sort();
+    }
+    out.push('[');
+    out.push_str(&items.join(","));
+    out.push(']');
+}
+
+/// regorus writes integers as digits and floats with Rust's shortest round-trip form,
+/// which prints integral floats without a fraction: `1`, `1.0` and `1e0` all become `1`.
+fn canonical_number(value: &Value) -> String {
+    match serde_json::to_string(value) {
+        Ok(text) if text == "-0" => "0".to_string(),
+        Ok(text) => text,
+        Err(_) => "null".to_string(),
+    }
+}
+
+/// A validated `Idempotency-Key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientKey(String);
+
+/// Why an `Idempotency-Key` header was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientKeyError {
+    #[error("send at most one Idempotency-Key header")]
+    Repeated,
+    #[error("an Idempotency-Key is 1-255 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'")]
+    Malformed,
+}
+
+impl ClientKey {
+    /// Reads the key from the request headers: at most one header, either a bare token
+    /// or an RFC 8941 sf-string (`"..."`), of `[A-Za-z0-9._:-]{1,255}`.
+    pub fn from_headers(headers: &http::HeaderMap) -> Result<Option<ClientKey>, ClientKeyError> {
+        let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(ClientKeyError::Repeated);
+        }
+        let text = value.to_str().map_err(|_| ClientKeyError::Malformed)?;
+        text.parse().map(Some)
+    }
+}
+
+impl FromStr for ClientKey {
+    type Err = ClientKeyError;
+
+    fn from_str(text: &str) -> Result<ClientKey, ClientKeyError> {
+        let text = text
+            .strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .unwrap_or(text);
+        let valid = !text.is_empty()
+            && text.len() <= MAX_CLIENT_KEY_LEN
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+        if valid {
+            Ok(ClientKey(text.to_string()))
+        } else {
+            Err(ClientKeyError::Malformed)
+        }
+    }
+}
+
+impl Key {
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+/// Keys and fingerprints print as 64 lower-case hex digits.
+fn write_hex(bytes: &[u8; 32], f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    bytes.iter().try_for_each(|b| write!(f, "{b:02x}"))
+}
+
+fn parse_hex(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_hex(&self.0, f)
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key({self})")
+    }
+}
+
+impl FromStr for Key {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Key, ()> {
+        parse_hex(text).map(Key).ok_or(())
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_hex(&self.0, f)
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
+impl FromStr for Fingerprint {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Fingerprint, ()> {
+        parse_hex(text).map(Fingerprint).ok_or(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(text: &str) -> Value {
+        Value::from_json_str(text).unwrap_or(Value::Undefined)
+    }
+
+    fn key_of(route: &str, actor: Actor<'_>, text: &str) -> Key {
+        derive(route, actor, Intent::Policy(&json(text)))
+    }
+
+    #[test]
+    fn key_order_whitespace_and_number_spelling_do_not_change_the_key() {
+        let a = key_of(
+            "crm",
+            Actor::User(Some("u1")),
+            r#"{"invoice": "INV-1", "amount": 10, "lines": [1, 2]}"#,
+        );
+        let b = key_of(
+            "crm",
+            Actor::User(Some("u1")),
+            r#"{ "lines":[1,2],"amount":10.0,   "invoice":"INV-1" }"#,
+        );
+        assert_eq!(a, b);
+        assert_eq!(
+            canonical_json(&json(r#"{"b": 1e2, "a": [0.5, "x\u00e9"]}"#)),
+            r#"{"a":[0.5,"xé"],"b":100}"#
+        );
+    }
+
+    #[test]
+    fn a_changed_field_route_or_user_changes_the_key() {
+        let base = key_of("crm", Actor::User(Some("u1")), r#"{"amount": 10}"#);
+        assert_ne!(
+            base,
+            key_of("crm", Actor::User(Some("u1")), r#"{"amount": 11}"#)
+        );
+        assert_ne!(
+            base,
+            key_of("erp", Actor::User(Some("u1")), r#"{"amount": 10}"#)
+        );
+        assert_ne!(
+            base,
+            key_of("crm", Actor::User(Some("u2")), r#"{"amount": 10}"#)
+        );
+        assert_ne!(base, key_of("crm", Actor::Anyone, r#"{"amount": 10}"#));
+        assert_ne!(base, key_of("crm", Actor::User(None), r#"{"amount": 10}"#));
+        // Array order is meaningful; only object keys are sorted.
+        assert_ne!(
+            key_of("crm", Actor::Anyone, "[1, 2]"),
+            key_of("crm", Actor::Anyone, "[2, 1]")
+        );
+    }
+
+    #[test]
+    fn a_client_key_is_scoped_by_route_and_user() -> Result<(), ClientKeyError> {
+        let k: ClientKey = "order-7".parse()?;
+        let a = derive("crm", Actor::User(Some("u1")), Intent::Client(&k));
+        assert_ne!(
+            a,
+            derive("crm", Actor::User(Some("u2")), Intent::Client(&k))
+        );
+        assert_ne!(
+            a,
+            derive("erp", Actor::User(Some("u1")), Intent::Client(&k))
+        );
+        // The same text as a policy intent is a different key.
+        let as_intent = json(r#""order-7""#);
+        assert_ne!(
+            a,
+            derive("crm", Actor::User(Some("u1")), Intent::Policy(&as_intent))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn client_keys_are_validated() {
+        assert!("a".parse::<ClientKey>().is_ok());
+        assert!("\"8e03978e-40d5-43e8-bc93-6894a57f9324\""
+            .parse::<ClientKey>()
+            .is_ok());
+        assert!("A.b_c:d-9".repeat(28).parse::<ClientKey>().is_ok()); // 252 characters
+        for bad in ["", "\"\"", "has space", "semi;colon", "new\nline", "é"] {
+            assert_eq!(
+                bad.parse::<ClientKey>(),
+                Err(ClientKeyError::Malformed),
+                "{bad:?}"
+            );
+        }
+        assert!("k".repeat(256).parse::<ClientKey>().is_err());
+        let mut headers = http::HeaderMap::new();
+        headers.append(IDEMPOTENCY_KEY, http::HeaderValue::from_static("a"));
+        headers.append(IDEMPOTENCY_KEY, http::HeaderValue::from_static("b"));
+        assert_eq!(
+            ClientKey::from_headers(&headers),
+            Err(ClientKeyError::Repeated)
+        );
+    }
+
+    #[test]
+    fn keys_round_trip_through_hex() {
+        let key = key_of("crm", Actor::Anyone, "1");
+        assert_eq!(key.to_string().parse::<Key>(), Ok(key));
+        assert!("zz".repeat(32).parse::<Key>().is_err());
+        assert!("ab".parse::<Key>().is_err());
+    }
+}

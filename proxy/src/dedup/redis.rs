@@ -1,0 +1,336 @@
+//! The shared store: one dedup window for every replica of an agent, kept in Redis.
+//!
+//! Each key is one Redis string holding the entry as JSON, with a TTL a little past its
+//! window. Transitions are compare-and-set: read the entry, apply the shared state
+//! machine, then write only if the entry is still what was read (a Lua script, so the
+//! check and the write are one atomic step on the server). Two replicas racing for a
+//! key both run the script; exactly one write lands, and the loser looks again.
+//!
+//! Two sorted sets bound the store: every live entry by expiry, and completed entries
+//! by completion time (the eviction order). Scripts touch keys they compute from the
+//! prefix, so this needs a single Redis node (or a primary), not Redis Cluster.
+//!
+//! While Redis is unreachable every operation fails, and callers refuse the request:
+//! no action is forwarded without the guarantee. The connection manager reconnects in
+//! the background once Redis is back.
+
+use super::clock::{ms, Clock};
+use super::key::Key;
+use super::state::{self, Attempt, Begin, Entry, Finish, Released, State, Write};
+use super::store::{DedupStore, StoreError, StoreFuture};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Entries outlive their window by this much in Redis, so a replica whose clock runs a
+/// little behind still sees them.
+const TTL_SLACK: Duration = Duration::from_secs(60);
+/// A waiting duplicate looks at an in-flight key again after 10 ms, then backs off to
+/// this, so a burst of duplicates does not flood Redis.
+const MAX_POLL_INTERVAL: Duration = Duration::from_millis(160);
+/// Lost compare-and-set races tolerated before an operation gives up.
+const MAX_RACES: usize = 16;
+
+/// KEYS: entry, index, completed. ARGV: expected value ('' = absent), new value
+/// ('' = delete), TTL ms, member, index score (expiry), completed score ('' = not completed).
+const CAS: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '' then
+  if current then return 0 end
+elseif current ~= ARGV[1] then
+  return 0
+end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[4])
+  redis.call('ZREM', KEYS[3], ARGV[4])
+  return 1
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
+if ARGV[6] == '' then
+  redis.call('ZREM', KEYS[3], ARGV[4])
+else
+  redis.call('ZADD', KEYS[3], ARGV[6], ARGV[4])
+end
+return 1
+"#;
+
+/// KEYS: index, completed. ARGV: now ms, max entries, entry key prefix. Returns 1 when
+/// there is room for one more entry (after dropping expired ones from the index and, if
+/// needed, evicting the oldest completed entry), 0 when nothing may be evicted.
+const MAKE_ROOM: &str = r#"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then return 1 end
+while true do
+  local oldest = redis.call('ZPOPMIN', KEYS[2])
+  if #oldest == 0 then return 0 end
+  local member = oldest[1]
+  local raw = redis.call('GET', ARGV[3] .. member)
+  if raw then
+    local state = cjson.decode(raw)['state']
+    if state == 'completed' or state == 'not_retained' then
+      redis.call('DEL', ARGV[3] .. member)
+      redis.call('ZREM', KEYS[1], member)
+      return 1
+    end
+  else
+    redis.call('ZREM', KEYS[1], member)
+    return 1
+  end
+end
+"#;
+
+/// Where and how to reach Redis.
+#[derive(Clone)]
+pub struct RedisSettings {
+    /// `redis://[:password@]host:port/db`; a secret, never logged.
+    pub url: String,
+    pub key_prefix: String,
+    /// Bound on each command and connection attempt.
+    pub timeout: Duration,
+    pub max_entries: usize,
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &"<redacted>")
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .field("max_entries", &self.max_entries)
+            .finish()
+    }
+}
+
+pub struct RedisStore {
+    connection: ConnectionManager,
+    entry_prefix: String,
+    index: String,
+    completed: String,
+    max_entries: usize,
+    cas: Script,
+    make_room: Script,
+    clock: Arc<dyn Clock>,
+}
+
+impl RedisStore {
+    /// Prepares the store without connecting: a Redis that is down at start-up only
+    /// means refusals until it comes up.
+    pub fn new(settings: &RedisSettings, clock: Arc<dyn Clock>) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(settings.url.as_str())
+            .map_err(|e| StoreError(format!("invalid Redis URL ({})", e.category())))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.timeout))
+            .set_response_timeout(Some(settings.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let connection = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| StoreError(error_text(&e)))?;
+        let prefix = &settings.key_prefix;
+        Ok(RedisStore {
+            connection,
+            entry_prefix: format!("{prefix}e:"),
+            index: format!("{prefix}index"),
+            completed: format!("{prefix}completed"),
+            max_entries: settings.max_entries,
+            cas: Script::new(CAS),
+            make_room: Script::new(MAKE_ROOM),
+            clock,
+        })
+    }
+
+    fn entry_key(&self, key: &Key) -> String {
+        format!("{}{key}", self.entry_prefix)
+    }
+
+    async fn read(&self, key: &Key) -> Result<(Option<String>, Option<Entry>), StoreError> {
+        let mut connection = self.connection.clone();
+        let raw: Option<String> = redis::cmd("GET")
+            .arg(self.entry_key(key))
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| StoreError(error_text(&e)))?;
+        let entry = raw
+            .as_deref()
+            .map(serde_json::from_str::<Entry>)
+            .transpose()
+            .map_err(|e| StoreError(format!("unreadable dedup entry: {e}")))?;
+        Ok((raw, entry))
+    }
+
+    /// Writes `write` if the entry still reads `expected`; false when another writer
+    /// got there first.
+    async fn compare_and_set(
+        &self,
+        key: &Key,
+        expected: Option<&str>,
+        write: &Write,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let (value, ttl, expiry, completed) = match write {
+            Write::Delete => (String::new(), 0, 0, String::new()),
+            Write::Put(entry) => {
+                let value = serde_json::to_string(entry)
+                    .map_err(|e| StoreError(format!("encoding a dedup entry: {e}")))?;
+                let ttl = entry
+                    .expires_ms
+                    .saturating_sub(now)
+                    .saturating_add(ms(TTL_SLACK));
+                let completed = match &entry.state {
+                    State::Completed { completed_ms, .. }
+                    | State::NotRetained { completed_ms, .. } => completed_ms.to_string(),
+                    _ => String::new(),
+                };
+                (value, ttl.max(1), entry.expires_ms, completed)
+            }
+        };
+        let mut connection = self.connection.clone();
+        let written: i64 = self
+            .cas
+            .key(self.entry_key(key))
+            .key(&self.index)
+            .key(&self.completed)
+            .arg(expected.unwrap_or(""))
+            .arg(value)
+            .arg(ttl)
+            .arg(key.to_string())
+            .arg(expiry)
+            .arg(completed)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| StoreError(error_text(&e)))?;
+        Ok(written == 1)
+    }
+
+    async fn has_room(&self, now: u64) -> Result<bool, StoreError> {
+        let mut connection = self.connection.clone();
+        let room: i64 = self
+            .make_room
+            .key(&self.index)
+            .key(&self.completed)
+            .arg(now)
+            .arg(self.max_entries)
+            .arg(&self.entry_prefix)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| StoreError(error_text(&e)))?;
+        Ok(room == 1)
+    }
+
+    async fn begin_now(&self, attempt: &Attempt) -> Result<Begin, StoreError> {
+        let token = super::new_token();
+        for _ in 0..MAX_RACES {
+            let now = self.clock.now_ms();
+            let (raw, current) = self.read(&attempt.key).await?;
+            let (begun, write) = state::begin(current.as_ref(), attempt, now, token);
+            let Some(write) = write else {
+                return Ok(begun);
+            };
+            let new_key = !current.as_ref().is_some_and(|e| state::live(e, now));
+            if new_key && !self.has_room(now).await? {
+                return Ok(Begin::Full);
+            }
+            if self
+                .compare_and_set(&attempt.key, raw.as_deref(), &write, now)
+                .await?
+            {
+                return Ok(begun);
+            }
+        }
+        Err(StoreError("too much contention on one key".into()))
+    }
+
+    async fn finish_now(&self, key: &Key, token: u64, outcome: Finish) -> Result<(), StoreError> {
+        for _ in 0..MAX_RACES {
+            let now = self.clock.now_ms();
+            let (raw, current) = self.read(key).await?;
+            let Some(write) = state::finish(current.as_ref(), token, outcome.clone(), now) else {
+                return Ok(());
+            };
+            if self
+                .compare_and_set(key, raw.as_deref(), &write, now)
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        Err(StoreError("too much contention on one key".into()))
+    }
+
+    async fn release_now(&self, key: &Key) -> Result<Released, StoreError> {
+        for _ in 0..MAX_RACES {
+            let now = self.clock.now_ms();
+            let (raw, current) = self.read(key).await?;
+            let (released, write) = state::release(current.as_ref(), now);
+            let Some(write) = write else {
+                return Ok(released);
+            };
+            if self
+                .compare_and_set(key, raw.as_deref(), &write, now)
+                .await?
+            {
+                return Ok(released);
+            }
+        }
+        Err(StoreError("too much contention on one key".into()))
+    }
+}
+
+impl DedupStore for RedisStore {
+    fn begin<'a>(&'a self, attempt: &'a Attempt) -> StoreFuture<'a, Begin> {
+        Box::pin(self.begin_now(attempt))
+    }
+
+    fn finish<'a>(&'a self, key: &'a Key, token: u64, outcome: Finish) -> StoreFuture<'a, ()> {
+        Box::pin(self.finish_now(key, token, outcome))
+    }
+
+    fn changed<'a>(
+        &'a self,
+        _key: &'a Key,
+        deadline: Instant,
+        round: u32,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        let interval = Duration::from_millis(10)
+            .saturating_mul(1 << round.min(4))
+            .min(MAX_POLL_INTERVAL);
+        let wake = (Instant::now() + interval).min(deadline);
+        Box::pin(tokio::time::sleep_until(wake))
+    }
+
+    fn get<'a>(&'a self, key: &'a Key) -> StoreFuture<'a, Option<Entry>> {
+        Box::pin(async move {
+            let now = self.clock.now_ms();
+            let (_, entry) = self.read(key).await?;
+            Ok(entry.filter(|e| state::live(e, now)))
+        })
+    }
+
+    fn release<'a>(&'a self, key: &'a Key) -> StoreFuture<'a, Released> {
+        Box::pin(self.release_now(key))
+    }
+
+    fn entries(&self) -> StoreFuture<'_, usize> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            redis::cmd("ZCARD")
+                .arg(&self.index)
+                .query_async(&mut connection)
+                .await
+                .map_err(|e| StoreError(error_text(&e)))
+        })
+    }
+}
+
+/// A Redis error without anything that could carry the URL or password.
+fn error_text(e: &redis::RedisError) -> String {
+    match e.detail() {
+        Some(detail) => format!("Redis {}: {detail}", e.category()),
+        None => format!("Redis {}", e.category()),
+    }
+}
