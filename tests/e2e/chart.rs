@@ -871,7 +871,7 @@ fn chart_dashboard_queries_the_lastmile_metrics() -> Result<()> {
         "lastmile_policy_reloads_total",
         "lastmile_policy_last_reload_successful",
         "lastmile_policy_info",
-        "lastmile_dedup_outcomes_total",
+        "lastmile_dedup_total",
         "lastmile_approvals_pending",
     ] {
         ensure!(
@@ -1001,6 +1001,10 @@ fn check_paths_are_mounted(config: &Value, container: &Value, label: &str) -> Re
 #[test]
 fn chart_config_is_accepted_by_the_lastmile_config_parser() -> Result<()> {
     let Some(helm) = helm()? else { return Ok(()) };
+    // The all-features values keep dedup windows in Redis; the config names the variable
+    // the sidecar gets from the Secret, and the parser reads it. (Each nextest test is a
+    // process of its own, so setting it here affects no other test.)
+    std::env::set_var("LASTMILE_DEDUP_REDIS_URL", "redis://redis.example:6379/0");
     let cases: [(&str, &[&str], &[&str]); 3] = [
         (
             "default",
@@ -1049,14 +1053,24 @@ fn chart_config_is_accepted_by_the_lastmile_config_parser() -> Result<()> {
         check_paths_are_mounted(&config, container, label)?;
     }
 
-    // Values the proxy knows nothing about yet never reach its config file.
+    // Values the proxy knows nothing about yet never reach its config file; the Redis
+    // URL (a secret) reaches it only as the name of an environment variable.
     let rendered = helm.render(&["-f", ALL_FEATURES])?;
     let all = rendered.config_text("agent-lastmile")?;
-    for absent in ["redis", "dedup", "approval", "persistence"] {
+    for absent in ["approval", "persistence", "redis://"] {
         ensure!(
             !all.contains(absent),
             "{absent} leaked into the config:\n{all}"
         );
+    }
+    let parsed = lastmile::config::Config::from_yaml(&all, Path::new("/etc/lastmile/config"))?;
+    match &parsed.dedup.store {
+        lastmile::config::DedupStoreConfig::Redis(redis) => ensure!(
+            redis.key_prefix == "lastmile:dedup:agent:",
+            "key prefix {:?}",
+            redis.key_prefix
+        ),
+        other => anyhow::bail!("all-features values keep windows in Redis, got {other:?}"),
     }
     let example = helm.render(&["-f", EXAMPLE])?;
     let crm = lastmile::config::Config::from_yaml(

@@ -187,6 +187,10 @@ own defaults apply. */}}
 {{- if $v.identity.audience }}{{ $_ := set $identity "audience" $v.identity.audience }}{{ end -}}
 {{- $_ := set $config "identity" $identity -}}
 {{- end -}}
+{{- if or $v.dedup.redis.url $v.dedup.redis.existingSecret -}}
+{{- $redis := dict "url_env" "LASTMILE_DEDUP_REDIS_URL" "key_prefix" ($v.dedup.redis.keyPrefix | default (printf "lastmile:dedup:%s:" .Release.Name)) -}}
+{{- $_ := set $config "dedup" (dict "store" "redis" "redis" $redis) -}}
+{{- end -}}
 {{- $config = mustMergeOverwrite $config (deepCopy $v.proxy.extraConfig) -}}
 {{- toYaml $config -}}
 {{- end -}}
