@@ -45,6 +45,16 @@ pub enum Refusal {
     UpstreamFailed,
     #[error("{0}")]
     InvalidIdempotencyKey(ClientKeyError),
+    #[error("a compressed JSON body cannot be inspected; send it uncompressed")]
+    UnsupportedContentEncoding,
+    #[error("the Connection header names {0}, which lastmile relies on; it may not be dropped in transit")]
+    BadConnectionHeader(String),
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
+    #[error("{0}")]
+    BadFraming(&'static str),
+    #[error("lastmile is at its limit of requests in progress; retry shortly")]
+    Overloaded,
     #[error("this Idempotency-Key was already used for a different request")]
     IdempotencyKeyMismatch,
     #[error("an identical request is still in flight; retry after it completes")]
@@ -76,6 +86,10 @@ impl Refusal {
             Refusal::UpstreamUnreachable | Refusal::UpstreamFailed => StatusCode::BAD_GATEWAY,
             Refusal::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Refusal::InvalidIdempotencyKey(_) => StatusCode::BAD_REQUEST,
+            Refusal::UnsupportedContentEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Refusal::BadConnectionHeader(_) | Refusal::BadFraming(_) => StatusCode::BAD_REQUEST,
+            Refusal::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Refusal::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::IdempotencyKeyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             Refusal::DuplicateInFlight
             | Refusal::OutcomeUnknown(_)
@@ -103,6 +117,11 @@ impl Refusal {
             Refusal::UpstreamTimeout => "upstream_timeout",
             Refusal::UpstreamFailed => "upstream_failed",
             Refusal::InvalidIdempotencyKey(_) => "invalid_idempotency_key",
+            Refusal::UnsupportedContentEncoding => "unsupported_content_encoding",
+            Refusal::BadConnectionHeader(_) => "bad_connection_header",
+            Refusal::BadFraming(_) => "bad_framing",
+            Refusal::BodyTimeout => "body_timeout",
+            Refusal::Overloaded => "overloaded",
             Refusal::IdempotencyKeyMismatch => "idempotency_key_mismatch",
             Refusal::DuplicateInFlight => "duplicate_in_flight",
             Refusal::OutcomeUnknown(_) => "outcome_unknown",
@@ -115,7 +134,10 @@ impl Refusal {
     /// Seconds the agent should wait before retrying, when a retry can succeed.
     pub fn retry_after(&self) -> Option<u32> {
         match self {
-            Refusal::DuplicateInFlight | Refusal::DedupFull | Refusal::DedupUnavailable => Some(1),
+            Refusal::DuplicateInFlight
+            | Refusal::DedupFull
+            | Refusal::DedupUnavailable
+            | Refusal::Overloaded => Some(1),
             _ => None,
         }
     }

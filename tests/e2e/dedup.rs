@@ -20,8 +20,13 @@ async fn start(
     setup: impl FnOnce(Setup) -> Setup,
 ) -> Result<Proxy> {
     let spec = route(RouteSpec::new("crm", "/crm", upstream.url()));
+    // Bursts of a thousand concurrent duplicates: above the default in-flight limit,
+    // whose load shedding has tests of its own.
+    let base = Setup::new(vec![spec])
+        .admin_token()
+        .server("{max_in_flight: 4096, max_connections: 4096}");
     Workspace::with_policy(policies::DEDUP_POLICY)?
-        .start(&setup(Setup::new(vec![spec]).admin_token()))
+        .start(&setup(base))
         .await
 }
 

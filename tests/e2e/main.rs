@@ -10,6 +10,7 @@ mod demo;
 mod dry_run;
 mod failures;
 mod forwarding;
+mod hostile;
 mod library;
 mod observability;
 mod policy_cli;

@@ -9,6 +9,7 @@ pub mod dedup;
 pub mod forward;
 pub mod input;
 pub mod request;
+pub mod strict_json;
 
 use crate::config::{Config, Mode, RouteConfig};
 use crate::dedup::key::{self as dedup_key, ClientKey, Fingerprint};
@@ -67,6 +68,9 @@ pub struct Proxy {
     include_body: bool,
     redact_fields: Vec<String>,
     dedup: Arc<dyn DedupStore>,
+    body_read_timeout: std::time::Duration,
+    /// Requests in progress; when none is left, new requests are shed (503).
+    in_flight: tokio::sync::Semaphore,
 }
 
 /// A response from upstream (or replayed), and how lastmile classified the request.
@@ -112,6 +116,8 @@ impl Proxy {
             include_body: config.trace.include_body,
             redact_fields: config.trace.redact_fields.clone(),
             dedup,
+            body_read_timeout: config.server.body_read_timeout,
+            in_flight: tokio::sync::Semaphore::new(config.server.max_in_flight),
         })
     }
 
@@ -138,7 +144,11 @@ impl Proxy {
             latency_ms: Latency::default(),
             request_body: None,
         };
-        let (mut response, outcome) = match self.process(request, &trace, &mut record).await {
+        let processed = match self.in_flight.try_acquire() {
+            Ok(_permit) => self.process(request, &trace, &mut record).await,
+            Err(_) => Err(Refusal::Overloaded),
+        };
+        let (mut response, outcome) = match processed {
             Ok(forwarded) => (forwarded.response, forwarded.outcome),
             Err(refusal) => {
                 record.error.get_or_insert_with(|| ErrorTrace {
@@ -176,6 +186,7 @@ impl Proxy {
         if request.method() == Method::CONNECT {
             return Err(Refusal::Connect);
         }
+        request::check_framing(request.headers())?;
         let (parts, body) = request.into_parts();
         let absolute_form =
             parts.version < http::Version::HTTP_2 && parts.uri.authority().is_some();
@@ -187,6 +198,14 @@ impl Proxy {
         record.route = Some(route.config.name.clone());
         record.mode = Some(route.config.mode.as_str());
         let segments = request::path_segments(matched.path)?;
+        let lastmile_headers: Vec<&http::HeaderName> = [
+            self.identity.as_ref().map(Verifier::header),
+            route.credential.as_ref().map(Credential::header),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        request::check_connection(&parts.headers, &lastmile_headers)?;
 
         let user = match &self.identity {
             Some(verifier) => verifier
@@ -202,7 +221,12 @@ impl Proxy {
             .map_err(Refusal::InvalidIdempotencyKey)?
             .filter(|_| !parts.method.is_safe());
 
-        let body = request::read_body(&parts.headers, body, route.config.max_body_bytes).await?;
+        let body = tokio::time::timeout(
+            self.body_read_timeout,
+            request::read_body(&parts.headers, body, route.config.max_body_bytes),
+        )
+        .await
+        .map_err(|_| Refusal::BodyTimeout)??;
         let view = request::view_body(&parts.headers, &body)?;
         if self.include_body {
             record.request_body = self.redacted_body(&view, body.len());

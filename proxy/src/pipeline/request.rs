@@ -68,6 +68,57 @@ pub async fn read_body(
     }
 }
 
+/// Refuses framing that two parsers could read differently. hyper already refuses a
+/// `Transfer-Encoding` whose last coding is not `chunked`, conflicting `Content-Length`s
+/// and `Transfer-Encoding` on HTTP/1.0; a body with any coding besides `chunked` (say
+/// `gzip, chunked`) would reach the policy still encoded, so it is refused too.
+pub fn check_framing(headers: &HeaderMap) -> Result<(), Refusal> {
+    let mut codings = headers
+        .get_all(http::header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .map(|c| c.trim().to_ascii_lowercase());
+    match (codings.next(), codings.next()) {
+        (None, _) => Ok(()),
+        (Some(first), None) if first == "chunked" => Ok(()),
+        _ => Err(Refusal::BadFraming(
+            "Transfer-Encoding other than a single chunked coding",
+        )),
+    }
+}
+
+/// Headers that decide what the policy sees or what lastmile sets: a `Connection` header
+/// naming one would have it dropped by the next hop after the policy judged it.
+const PROTECTED: [&str; 11] = [
+    "authorization",
+    "cookie",
+    "host",
+    "content-length",
+    "content-type",
+    "content-encoding",
+    "idempotency-key",
+    "traceparent",
+    "tracestate",
+    "forwarded",
+    "x-forwarded-for",
+];
+
+/// Refuses a `Connection` header that names a protected header, or one of `extra` (the
+/// identity and credential headers).
+pub fn check_connection(headers: &HeaderMap, extra: &[&http::HeaderName]) -> Result<(), Refusal> {
+    for value in headers.get_all(http::header::CONNECTION) {
+        let text = value.to_str().map_err(|_| {
+            Refusal::BadConnectionHeader("a value that is not visible ASCII".into())
+        })?;
+        for token in text.split(',').map(|t| t.trim().to_ascii_lowercase()) {
+            if PROTECTED.contains(&token.as_str()) || extra.iter().any(|h| h.as_str() == token) {
+                return Err(Refusal::BadConnectionHeader(token));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Whether a content type says JSON (`application/json`, `application/*+json`).
 pub fn is_json(headers: &HeaderMap) -> bool {
     let Some(ct) = headers
@@ -95,10 +146,20 @@ pub fn view_body(headers: &HeaderMap, body: &[u8]) -> Result<BodyView, Refusal> 
     if !is_json(headers) {
         return Ok(BodyView::Opaque);
     }
+    let encoding = headers
+        .get(http::header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("").trim().to_ascii_lowercase());
+    if encoding.is_some_and(|e| e != "identity") {
+        return Err(Refusal::UnsupportedContentEncoding);
+    }
+    super::strict_json::check(body, MAX_JSON_DEPTH).map_err(Refusal::InvalidJson)?;
     serde_json::from_slice::<Value>(body)
         .map(BodyView::Json)
         .map_err(|e| Refusal::InvalidJson(format!("line {} column {}", e.line(), e.column())))
 }
+
+/// Deepest nesting of a JSON body the policy will read; deeper documents are refused.
+pub const MAX_JSON_DEPTH: usize = 32;
 
 #[cfg(test)]
 mod tests {

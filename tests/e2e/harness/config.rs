@@ -128,6 +128,8 @@ pub struct Setup {
     pub dedup: Option<String>,
     /// Enable the admin API's state-changing endpoints with [`super::ADMIN_TOKEN`].
     pub admin_token: bool,
+    /// The `server:` block, as YAML flow text.
+    pub server: Option<String>,
 }
 
 impl Setup {
@@ -139,7 +141,14 @@ impl Setup {
             library: false,
             dedup: None,
             admin_token: false,
+            server: None,
         }
+    }
+
+    /// Sets the `server:` block (YAML flow text, e.g. `{max_in_flight: 4}`).
+    pub fn server(mut self, yaml: &str) -> Self {
+        self.server = Some(yaml.to_string());
+        self
     }
 
     /// Sets the top-level `dedup:` block (YAML flow text).
@@ -194,6 +203,9 @@ impl Setup {
         }
         if self.admin_token {
             writeln!(y, "admin: {{token_file: secrets/admin-token}}")?;
+        }
+        if let Some(server) = &self.server {
+            writeln!(y, "server: {server}")?;
         }
         writeln!(y, "routes:")?;
         for route in &self.routes {
