@@ -22,6 +22,9 @@ pub mod telemetry;
 pub mod trace;
 pub mod upstream;
 
+#[cfg(test)]
+mod properties;
+
 use anyhow::{Context, Result};
 use config::Config;
 use std::future::Future;

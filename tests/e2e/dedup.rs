@@ -20,10 +20,13 @@ async fn start(
     setup: impl FnOnce(Setup) -> Setup,
 ) -> Result<Proxy> {
     let spec = route(RouteSpec::new("crm", "/crm", upstream.url()));
-    // Bursts of a thousand concurrent duplicates: above the default in-flight limit,
-    // whose load shedding has tests of its own.
+    // Bursts of a thousand concurrent duplicates: above the default in-flight limit
+    // (load shedding has tests of its own), and on a loaded two-core machine a debug
+    // build's evaluations can exceed the default time limit (a fail-closed refusal that
+    // would hide what these tests are about).
     let base = Setup::new(vec![spec])
         .admin_token()
+        .eval_timeout_ms(10_000)
         .server("{max_in_flight: 4096, max_connections: 4096}");
     Workspace::with_policy(policies::DEDUP_POLICY)?
         .start(&setup(base))

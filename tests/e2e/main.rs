@@ -17,4 +17,5 @@ mod policy_cli;
 mod refusals;
 mod reload;
 mod routing;
+mod soak;
 mod startup;

@@ -130,6 +130,8 @@ pub struct Setup {
     pub admin_token: bool,
     /// The `server:` block, as YAML flow text.
     pub server: Option<String>,
+    /// `policies.eval_timeout_ms`, when not the default.
+    pub eval_timeout_ms: Option<u64>,
 }
 
 impl Setup {
@@ -142,7 +144,13 @@ impl Setup {
             dedup: None,
             admin_token: false,
             server: None,
+            eval_timeout_ms: None,
         }
+    }
+
+    pub fn eval_timeout_ms(mut self, ms: u64) -> Self {
+        self.eval_timeout_ms = Some(ms);
+        self
     }
 
     /// Sets the `server:` block (YAML flow text, e.g. `{max_in_flight: 4}`).
@@ -185,6 +193,9 @@ impl Setup {
         writeln!(y, "policies:\n  dir: policies\n  reload_debounce_ms: 100")?;
         if self.library {
             writeln!(y, "  library_dirs: [library]")?;
+        }
+        if let Some(ms) = self.eval_timeout_ms {
+            writeln!(y, "  eval_timeout_ms: {ms}")?;
         }
         if self.identity {
             writeln!(

@@ -200,6 +200,11 @@ impl Proxy {
             .await
     }
 
+    /// The proxy's process id.
+    pub fn pid(&self) -> u32 {
+        self._child.0.id()
+    }
+
     pub fn workspace(&self) -> &Workspace {
         &self.workspace
     }

@@ -81,7 +81,12 @@ pub struct Upstream {
 
 impl Upstream {
     pub async fn start(behaviour: Behaviour) -> Result<Upstream> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Upstream::start_at("127.0.0.1:0".parse()?, behaviour).await
+    }
+
+    /// Listens on `addr`: a restarted upstream takes its predecessor's address.
+    pub async fn start_at(addr: SocketAddr, behaviour: Behaviour) -> Result<Upstream> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let log = Log::default();
         let task = tokio::spawn(accept(listener, behaviour, log.clone()));
@@ -115,15 +120,19 @@ pub fn dead_url() -> Result<String> {
     Ok(format!("http://{addr}"))
 }
 
+/// Serves connections until aborted; the connections live in a set owned by this task, so
+/// dropping the upstream closes them too, as a killed server's would be.
 async fn accept(listener: TcpListener, behaviour: Behaviour, log: Log) {
+    let mut connections = tokio::task::JoinSet::new();
     while let Ok((stream, _)) = listener.accept().await {
         let (behaviour, log) = (behaviour.clone(), log.clone());
         let service = service_fn(move |request| handle(request, behaviour.clone(), log.clone()));
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+        while connections.try_join_next().is_some() {}
     }
 }
 
