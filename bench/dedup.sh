@@ -41,7 +41,7 @@ config() { # name port admin-port [dedup-yaml]
         echo "policies: {dir: $work/policies}"
         echo "routes: [{name: crm, prefix: /crm, upstream: 'http://127.0.0.1:18181'}]"
         echo "trace: {output: off}"
-        [ -n "${4:-}" ] && echo "dedup: $4"
+        if [ -n "${4:-}" ]; then echo "dedup: $4"; fi
     } > "$work/$1.yaml"
 }
 config off 18182 18192
@@ -50,7 +50,7 @@ config redis 18184 18194 "{store: redis, max_entries: 1000000, redis: {url: 'red
 
 nginx -c "$work/upstream.conf" & pids+=($!)
 redis-server --bind 127.0.0.1 --port $redis_port --save '' --appendonly no >/dev/null & pids+=($!)
-declare -A proxy_pid
+declare -A proxy_pid proxy_port=([off]=18182 [memory]=18183 [redis]=18184)
 for name in off memory redis; do
     TOKIO_WORKER_THREADS=1 RUST_LOG=warn "$target/release/lastmile" run --config "$work/$name.yaml" & pids+=($!)
     proxy_pid[$name]=$!
@@ -84,8 +84,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 printf '| %-14s | %9s | %8s | %8s | %8s | %12s |\n' store "req/s" "p50 ms" "p90 ms" "p99 ms" "CPU µs/req"
 printf '|%s|\n' "----------------|-----------|----------|----------|----------|--------------"
 for name in off memory redis; do
-    port=$((18182 + $(case $name in off) echo 0;; memory) echo 1;; redis) echo 2;; esac)))
-    url="http://127.0.0.1:$port/crm/v1/invoices"
+    url="http://127.0.0.1:${proxy_port[$name]}/crm/v1/invoices"
     rps=() p50=() p90=() p99=() cpu=()
     for _ in 1 2 3; do
         before=$(cpu_ticks "${proxy_pid[$name]}")
