@@ -60,29 +60,51 @@ end
 return 1
 "#;
 
-/// KEYS: index, completed. ARGV: now ms, max entries, entry key prefix. Returns 1 when
-/// there is room for one more entry (after dropping expired ones from the index and, if
-/// needed, evicting the oldest completed entry), 0 when nothing may be evicted.
-const MAKE_ROOM: &str = r#"
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then return 1 end
-while true do
-  local oldest = redis.call('ZPOPMIN', KEYS[2])
-  if #oldest == 0 then return 0 end
-  local member = oldest[1]
-  local raw = redis.call('GET', ARGV[3] .. member)
-  if raw then
-    local state = cjson.decode(raw)['state']
-    if state == 'completed' or state == 'not_retained' then
-      redis.call('DEL', ARGV[3] .. member)
-      redis.call('ZREM', KEYS[1], member)
-      return 1
+/// Makes room for one more entry: drops expired entries from the index and, when the
+/// store is full, evicts the oldest completed entry. Shared by the scripts below; with
+/// KEYS[2] the index, KEYS[3] the completed set. Returns false when nothing may be evicted.
+const MAKE_ROOM_FN: &str = r#"
+local function make_room(now, max_entries, entry_prefix)
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  if redis.call('ZCARD', KEYS[2]) < tonumber(max_entries) then return true end
+  while true do
+    local oldest = redis.call('ZPOPMIN', KEYS[3])
+    if #oldest == 0 then return false end
+    local member = oldest[1]
+    local raw = redis.call('GET', entry_prefix .. member)
+    if raw then
+      local state = cjson.decode(raw)['state']
+      if state == 'completed' or state == 'not_retained' then
+        redis.call('DEL', entry_prefix .. member)
+        redis.call('ZREM', KEYS[2], member)
+        return true
+      end
+    else
+      redis.call('ZREM', KEYS[2], member)
+      return true
     end
-  else
-    redis.call('ZREM', KEYS[1], member)
-    return 1
   end
 end
+"#;
+
+/// The common first step in one round trip: the key's current entry, or, when it has
+/// none, the key taken for this attempt. KEYS: entry, index, completed. ARGV: new
+/// entry, TTL ms, member, index score (expiry), now ms, max entries, entry key prefix.
+/// Returns {1, ''} taken, {0, current} when an entry exists, {2, ''} when full.
+const TAKE: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if current then return {0, current} end
+if not make_room(ARGV[5], ARGV[6], ARGV[7]) then return {2, ''} end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+return {1, ''}
+"#;
+
+/// KEYS: entry, index, completed. ARGV: now ms, max entries, entry key prefix. 1 when
+/// there is room for one more entry, 0 when nothing may be evicted.
+const MAKE_ROOM: &str = r#"
+if make_room(ARGV[1], ARGV[2], ARGV[3]) then return 1 end
+return 0
 "#;
 
 /// Where and how to reach Redis.
@@ -107,6 +129,13 @@ impl std::fmt::Debug for RedisSettings {
     }
 }
 
+/// What the one-round-trip first step found.
+enum Taking {
+    Taken(Begin),
+    Full,
+    Exists(String),
+}
+
 pub struct RedisStore {
     connection: ConnectionManager,
     entry_prefix: String,
@@ -114,6 +143,7 @@ pub struct RedisStore {
     completed: String,
     max_entries: usize,
     cas: Script,
+    take: Script,
     make_room: Script,
     clock: Arc<dyn Clock>,
 }
@@ -139,7 +169,8 @@ impl RedisStore {
             completed: format!("{prefix}completed"),
             max_entries: settings.max_entries,
             cas: Script::new(CAS),
-            make_room: Script::new(MAKE_ROOM),
+            take: Script::new(&format!("{MAKE_ROOM_FN}{TAKE}")),
+            make_room: Script::new(&format!("{MAKE_ROOM_FN}{MAKE_ROOM}")),
             clock,
         })
     }
@@ -207,10 +238,11 @@ impl RedisStore {
         Ok(written == 1)
     }
 
-    async fn has_room(&self, now: u64) -> Result<bool, StoreError> {
+    async fn has_room(&self, key: &Key, now: u64) -> Result<bool, StoreError> {
         let mut connection = self.connection.clone();
         let room: i64 = self
             .make_room
+            .key(self.entry_key(key))
             .key(&self.index)
             .key(&self.completed)
             .arg(now)
@@ -222,17 +254,64 @@ impl RedisStore {
         Ok(room == 1)
     }
 
+    /// Takes the key if it has no entry; otherwise returns the entry as stored.
+    async fn take_if_absent(
+        &self,
+        attempt: &Attempt,
+        token: u64,
+        now: u64,
+    ) -> Result<Taking, StoreError> {
+        let (begun, write) = state::begin(None, attempt, now, token);
+        let Some(Write::Put(entry)) = write else {
+            return Err(StoreError("a new key produced no entry".into()));
+        };
+        let value = serde_json::to_string(&entry)
+            .map_err(|e| StoreError(format!("encoding a dedup entry: {e}")))?;
+        let ttl = entry
+            .expires_ms
+            .saturating_sub(now)
+            .saturating_add(ms(TTL_SLACK));
+        let mut connection = self.connection.clone();
+        let (outcome, current): (i64, String) = self
+            .take
+            .key(self.entry_key(&attempt.key))
+            .key(&self.index)
+            .key(&self.completed)
+            .arg(value)
+            .arg(ttl)
+            .arg(attempt.key.to_string())
+            .arg(entry.expires_ms)
+            .arg(now)
+            .arg(self.max_entries)
+            .arg(&self.entry_prefix)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| StoreError(error_text(&e)))?;
+        Ok(match outcome {
+            1 => Taking::Taken(begun),
+            2 => Taking::Full,
+            _ => Taking::Exists(current),
+        })
+    }
+
     async fn begin_now(&self, attempt: &Attempt) -> Result<Begin, StoreError> {
         let token = super::new_token();
         for _ in 0..MAX_RACES {
             let now = self.clock.now_ms();
-            let (raw, current) = self.read(&attempt.key).await?;
+            let raw = match self.take_if_absent(attempt, token, now).await? {
+                Taking::Taken(begun) => return Ok(begun),
+                Taking::Full => return Ok(Begin::Full),
+                Taking::Exists(raw) => raw,
+            };
+            let current: Entry = serde_json::from_str(&raw)
+                .map_err(|e| StoreError(format!("unreadable dedup entry: {e}")))?;
+            let (raw, current) = (Some(raw), Some(current));
             let (begun, write) = state::begin(current.as_ref(), attempt, now, token);
             let Some(write) = write else {
                 return Ok(begun);
             };
             let new_key = !current.as_ref().is_some_and(|e| state::live(e, now));
-            if new_key && !self.has_room(now).await? {
+            if new_key && !self.has_room(&attempt.key, now).await? {
                 return Ok(Begin::Full);
             }
             if self
