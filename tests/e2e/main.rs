@@ -9,6 +9,7 @@ mod dedup_store;
 mod demo;
 mod dry_run;
 mod failures;
+mod faults;
 mod forwarding;
 mod hostile;
 mod library;
