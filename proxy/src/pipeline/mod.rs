@@ -293,8 +293,11 @@ impl Proxy {
             headers: parts.headers,
             body,
         };
-        if attempt.is_some() {
-            outbound.headers.remove(dedup_key::IDEMPOTENCY_KEY);
+        // The agent's key is lastmile's input, and the upstream's idempotency header is
+        // lastmile's to set: the agent's copies never cross.
+        outbound.headers.remove(dedup_key::IDEMPOTENCY_KEY);
+        if let Some(name) = &route.config.dedup.upstream_idempotency_header {
+            outbound.headers.remove(name);
         }
         let mut upstream_request = forward::build(
             &route.config.upstream,
