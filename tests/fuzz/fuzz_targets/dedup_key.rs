@@ -15,9 +15,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let canonical = canonical_json(&value);
-    let again: regorus::Value =
-        serde_json::from_str(&canonical).expect("canonical JSON parses");
-    assert_eq!(canonical_json(&again), canonical, "canonical JSON is not a fixed point");
+    let again: regorus::Value = serde_json::from_str(&canonical).expect("canonical JSON parses");
+    assert_eq!(
+        canonical_json(&again),
+        canonical,
+        "canonical JSON is not a fixed point"
+    );
     assert_eq!(
         derive("crm", Actor::Anyone, Intent::Policy(&value)),
         derive("crm", Actor::Anyone, Intent::Policy(&again))

@@ -15,7 +15,11 @@ fuzz_target!(|body: &[u8]| {
     );
     let viewed = view_body(&headers, body);
     if !body.is_empty() {
-        assert_eq!(strict.is_ok(), viewed.is_ok(), "strict check and body view disagree");
+        assert_eq!(
+            strict.is_ok(),
+            viewed.is_ok(),
+            "strict check and body view disagree"
+        );
     }
     if let (Ok(()), Ok(BodyView::Json(value))) = (&strict, &viewed) {
         // serde_json's own reading of an accepted body has the same shape.

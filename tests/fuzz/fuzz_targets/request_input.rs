@@ -9,7 +9,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let mut parts = data.splitn(4, |b| *b == 0);
     let path = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
-    let query = parts.next().map(|q| String::from_utf8_lossy(q).into_owned());
+    let query = parts
+        .next()
+        .map(|q| String::from_utf8_lossy(q).into_owned());
     let header = parts.next().unwrap_or_default();
     let body = parts.next().unwrap_or_default();
     let path = format!("/{path}");
@@ -18,7 +20,10 @@ fuzz_target!(|data: &[u8]| {
     };
     for segment in &segments {
         assert!(!segment.is_empty() && segment != "." && segment != "..");
-        assert!(!segment.contains('/'), "a segment holds a slash: {segment:?}");
+        assert!(
+            !segment.contains('/'),
+            "a segment holds a slash: {segment:?}"
+        );
     }
     let mut headers = http::HeaderMap::new();
     if let Ok(value) = http::HeaderValue::from_bytes(header) {
