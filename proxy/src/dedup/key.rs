@@ -163,13 +163,26 @@ fn write_list(items: impl Iterator<Item = String>, sort: bool, out: &mut String)
     out.push(']');
 }
 
-/// regorus writes integers as digits and floats with Rust's shortest round-trip form,
-/// which prints integral floats without a fraction: `1`, `1.0` and `1e0` all become `1`.
+/// Integers exactly as digits; anything else through the nearest double, written in
+/// Rust's shortest round-trip form (never an exponent), so `1`, `1.0` and `1e0` are one
+/// value and every spelling of one double is one text. Integers beyond 64 bits (only a
+/// policy can make them; request bodies refuse them) go through their nearest double too.
 fn canonical_number(value: &Value) -> String {
-    match serde_json::to_string(value) {
-        Ok(text) if text == "-0" => "0".to_string(),
-        Ok(text) => text,
-        Err(_) => "null".to_string(),
+    if let Ok(i) = value.as_i64() {
+        return i.to_string();
+    }
+    if let Ok(u) = value.as_u64() {
+        return u.to_string();
+    }
+    let double = value.as_f64().ok().or_else(|| {
+        serde_json::to_string(value)
+            .ok()
+            .and_then(|text| text.parse::<f64>().ok())
+    });
+    match double {
+        Some(f) if f == 0.0 => "0".to_string(),
+        Some(f) => format!("{f}"),
+        None => "null".to_string(),
     }
 }
 
@@ -313,6 +326,26 @@ mod tests {
         assert_eq!(
             canonical_json(&json(r#"{"b": 1e2, "a": [0.5, "x\u00e9"]}"#)),
             r#"{"a":[0.5,"xé"],"b":100}"#
+        );
+    }
+
+    #[test]
+    fn canonical_numbers_are_a_fixed_point() {
+        // Found by the dedup_key fuzz target: an integer beyond 64 bits.
+        for text in [
+            "111111111111111111111111",
+            "1e300",
+            "1e-7",
+            "-0.0",
+            "0.1",
+            "18446744073709551615",
+        ] {
+            let once = canonical_json(&json(text));
+            assert_eq!(canonical_json(&json(&once)), once, "{text}");
+        }
+        assert_eq!(
+            canonical_json(&json("1e21")),
+            canonical_json(&json("1000000000000000000000"))
         );
     }
 
