@@ -7,7 +7,8 @@
 #
 # Throughput: wrk -t1 -c32 (median of 3). Latency: wrk -t1 -c1, one request at a time, so
 # the percentiles are the cost of one request rather than queueing (median of 3).
-# Usage: bench/dedup.sh [DURATION_SECONDS]   (default 10 s per run)
+# Usage: bench/dedup.sh [DURATION_SECONDS]   (default 10 s per run; NO_BUILD=1 uses the
+# release binary already built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
@@ -16,7 +17,7 @@ need() { command -v "$1" >/dev/null 2>&1; }
 if ! need nginx || ! need wrk || ! need redis-server; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk redis-server >/dev/null
 fi
-cargo build --release -q -p lastmile
+[ -n "${NO_BUILD:-}" ] || cargo build --release -q -p lastmile
 target=${CARGO_TARGET_DIR:-target}
 
 work=$(mktemp -d /tmp/lastmile-dedup-bench.XXXXXX)
