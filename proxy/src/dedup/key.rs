@@ -300,8 +300,9 @@ impl FromStr for Fingerprint {
 mod tests {
     use super::*;
 
+    /// Parsed as request bodies are (serde_json into regorus values).
     fn json(text: &str) -> Value {
-        Value::from_json_str(text).unwrap_or(Value::Undefined)
+        serde_json::from_str(text).unwrap_or(Value::Undefined)
     }
 
     fn key_of(route: &str, actor: Actor<'_>, text: &str) -> Key {
