@@ -174,8 +174,8 @@ fn canonical_number(value: &Value) -> String {
     if let Ok(u) = value.as_u64() {
         return u.to_string();
     }
+    // Zero, negative zero included, is an i64 above.
     match value.as_f64() {
-        Ok(f) if f == 0.0 => "0".to_string(),
         Ok(f) => format!("{f}"),
         // An integer beyond 64 bits: its exact digits.
         Err(_) => value
