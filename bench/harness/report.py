@@ -16,6 +16,7 @@ def summarise(results):
     for workload, by_peer in results.items():
         for entry in by_peer.values():
             sat, fixed = entry.get("saturation", []), entry.get("fixed_rate", [])
+            sustained = [r["achieved_rps"] / r["rate"] for r in fixed]
             entry["summary"] = {
                 "rps": _median([r["rps"] for r in sat]),
                 "cpu_s_per_10k": _median([r["cpu_s_per_10k"] for r in sat]),
@@ -28,6 +29,10 @@ def summarise(results):
                 "non_2xx": sum(r.get("non_2xx", 0) for r in sat + fixed),
                 "requests": sum(r.get("requests", 0) for r in sat)
                 + sum(r.get("completed", 0) for r in fixed),
+                "unsent": sum(r.get("unsent", 0) for r in fixed),
+                # Below 95% of the fixed rate the peer was saturated: its latency is
+                # queueing for the whole run, not the cost of one request.
+                "sustained_rate": min(sustained) >= 0.95 if sustained else None,
             }
     for workload, by_peer in results.items():
         # The TLS workload's floor is the plain upstream: the client never speaks TLS.
@@ -71,10 +76,15 @@ def markdown(doc):
             s = entry["summary"]
             added = s.get("added_ms")
             fixed = s.get("fixed_ms")
+            if entry.get("failed"):
+                out.append(f"| {peer} | failed: {entry['failed'][:120]} |" + " |" * 8)
+                continue
+            saturated = " (saturated)" if s.get("sustained_rate") is False else ""
             out.append("| " + " | ".join([
                 peer, _fmt(s["rps"], 0), _fmt(s.get("rps_vs_nginx")),
                 _fmt(s["cpu_s_per_10k"], 3), _fmt(s.get("cpu_vs_nginx")),
-                " / ".join(_fmt(added[p], 3) for p in ("p50", "p90", "p99")) if added else "–",
+                (" / ".join(_fmt(added[p], 3) for p in ("p50", "p90", "p99")) + saturated)
+                if added else "–",
                 " / ".join(_fmt(fixed[p], 3) for p in ("p50", "p90", "p99", "p99.9"))
                 if fixed else "–",
                 f"{_fmt(entry.get('rss_mb_idle'), 1)} / {_fmt(s['rss_mb_load'], 1)}",
@@ -96,19 +106,23 @@ def plots(doc, stem):
     try:
         import matplotlib
         matplotlib.use("Agg")
+        import matplotlib.lines
         import matplotlib.pyplot as plt
     except ImportError:
         return []
     results = doc["results"]
     workloads = list(results)
     peers = list(dict.fromkeys(p for w in workloads for p in results[w]))
+    # One colour per peer in every panel, whichever peers a panel has.
+    colour = {peer: f"C{i}" for i, peer in enumerate(peers)}
     written = []
     fig, ax = plt.subplots(figsize=(12, 5))
     width = 0.8 / max(len(peers), 1)
     for i, peer in enumerate(peers):
         values = [(results[w].get(peer) or {}).get("summary", {}).get("rps") or 0
                   for w in workloads]
-        ax.bar([x + i * width for x in range(len(workloads))], values, width, label=peer)
+        ax.bar([x + i * width for x in range(len(workloads))], values, width, label=peer,
+               color=colour[peer])
     ax.set_xticks([x + width * (len(peers) - 1) / 2 for x in range(len(workloads))])
     ax.set_xticklabels(workloads)
     ax.set_ylabel("req/s at saturation (median)")
@@ -126,12 +140,14 @@ def plots(doc, stem):
             if fixed:
                 ax.plot(["p50", "p90", "p99", "p99.9"],
                         [fixed[p] for p in ("p50", "p90", "p99", "p99.9")], marker="o",
-                        label=peer)
+                        label=peer, color=colour[peer])
         ax.set_title(workload, fontsize=9)
         ax.set_yscale("log")
     axes[0][0].set_ylabel(f"latency ms at {doc['meta']['rate']} req/s (median of runs)")
-    axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
+    handles = [matplotlib.lines.Line2D([], [], color=colour[p], marker="o", label=p)
+               for p in peers]
+    fig.legend(handles=handles, loc="lower center", ncol=len(peers), fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     written.append(f"{stem}-latency.png")
     fig.savefig(written[-1], dpi=110)
     plt.close(fig)
