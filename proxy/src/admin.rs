@@ -2,6 +2,7 @@
 //! separate from the data port so the agent's traffic and the operator's never share a
 //! listener. Endpoints that change state need the admin bearer token.
 
+use crate::approval::api::ApproverSide;
 use crate::dedup::key::Key;
 use crate::dedup::state::{Entry, Released, State};
 use crate::dedup::store::DedupStore;
@@ -12,6 +13,7 @@ use crate::trace::TraceSink;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -28,10 +30,23 @@ pub struct Admin {
     pub dedup: Arc<dyn DedupStore>,
     /// Holds the bearer token for state-changing endpoints; `None` disables them.
     pub token_file: Option<PathBuf>,
+    /// The approvers' API and page, when approvals are configured.
+    pub approvers: Option<ApproverSide>,
 }
 
 impl Admin {
-    pub async fn handle<B>(&self, request: &Request<B>) -> Response<ResponseBody> {
+    pub async fn handle(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+        let request = match &self.approvers {
+            Some(approvers) => match approvers.handle(request).await {
+                Ok(response) => return response,
+                Err(request) => request,
+            },
+            None => request,
+        };
+        self.handle_operator(&request).await
+    }
+
+    async fn handle_operator<B>(&self, request: &Request<B>) -> Response<ResponseBody> {
         let path = request.uri().path();
         if request.method() == Method::POST {
             return match path
@@ -69,6 +84,9 @@ impl Admin {
     }
 
     async fn metrics(&self) -> Response<ResponseBody> {
+        if let Some(approvers) = &self.approvers {
+            approvers.approvals.refresh_pending().await;
+        }
         match self.dedup.entries().await {
             Ok(entries) => self
                 .metrics
@@ -280,7 +298,8 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Respons
     response
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response<ResponseBody> {
+/// A JSON error body: `{"error": {"code", "message"}}`.
+pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response<ResponseBody> {
     json_response(
         status,
         serde_json::json!({"error": {"code": code, "message": message}}).to_string(),

@@ -6,6 +6,7 @@
 //! only parses arguments and hands over a shutdown signal.
 
 pub mod admin;
+pub mod approval;
 pub mod cli;
 pub mod config;
 pub mod dedup;
@@ -52,6 +53,25 @@ pub async fn serve(
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
+    serve_with_clock(
+        config,
+        data,
+        admin,
+        shutdown,
+        Arc::new(dedup::clock::SystemClock),
+    )
+    .await
+}
+
+/// [`serve`], with the wall clock that dedup windows and approval expiry use; tests
+/// pass a manual clock to expire approvals without sleeping.
+pub async fn serve_with_clock(
+    config: Config,
+    data: TcpListener,
+    admin: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    clock: Arc<dyn dedup::clock::Clock>,
+) -> Result<()> {
     let metrics = metrics::Metrics::new()?;
     let policy_config = config.policies.clone();
     let policy_metrics = metrics.clone();
@@ -62,14 +82,50 @@ pub async fn serve(
     .context("loading the policy bundle")?;
     let policy = Arc::new(policy);
     let traces = trace::TraceSink::start(&config.trace, metrics.clone())?;
-    let dedup = dedup::open(&config.dedup, Arc::new(dedup::clock::SystemClock))?;
+    let dedup = dedup::open(&config.dedup, clock.clone())?;
+    let approvals = match &config.approvals {
+        Some(settings) => {
+            let store = approval::Approvals::open_store(settings)?;
+            let approvals = Arc::new(approval::Approvals::new(
+                settings.clone(),
+                store,
+                clock.clone(),
+                metrics.clone(),
+                traces.clone(),
+            )?);
+            approvals
+                .recover()
+                .await
+                .context("recovering interrupted approvals")?;
+            Some(approvals)
+        }
+        None => None,
+    };
     let proxy = Arc::new(pipeline::Proxy::new(
         &config,
         policy.clone(),
         metrics.clone(),
         traces.clone(),
         dedup.clone(),
+        approvals.clone(),
     )?);
+    let approvers = match (&approvals, &config.approvals) {
+        (Some(queue), Some(settings)) => Some(approval::api::ApproverSide {
+            proxy: proxy.clone(),
+            approvals: queue.clone(),
+            auth: approval::auth::ApproverAuth::new(
+                settings.approvers_file.clone(),
+                config
+                    .identity
+                    .as_ref()
+                    .map(identity::Verifier::new)
+                    .transpose()?,
+                settings.approver_role.clone(),
+            ),
+            sessions: approval::page::Sessions::default(),
+        }),
+        _ => None,
+    };
     let admin_state = Arc::new(admin::Admin {
         metrics,
         traces,
@@ -77,9 +133,26 @@ pub async fn serve(
         ready: AtomicBool::new(false),
         dedup,
         token_file: config.admin_token_file.clone(),
+        approvers,
     });
 
     let (stop, stopped) = watch::channel(false);
+    let sweeper = approvals.clone().map(|queue| {
+        let resumed = proxy.clone();
+        let resuming = queue.clone();
+        tokio::spawn(async move {
+            // Approved before the last stop but never started: nothing was sent, so
+            // they run now (the guarded move to `executing` keeps that to one run).
+            if let Ok(ids) = resuming.approved_ids().await {
+                for id in ids {
+                    if let Ok(Some(approval)) = resuming.get(&id).await {
+                        resumed.execute(approval).await;
+                    }
+                }
+            }
+        });
+        tokio::spawn(queue.run_sweeper(stopped.clone()))
+    });
     let mut reload_stopped = stopped.clone();
     let reload = tokio::spawn(policy::reload::start(policy).run(async move {
         let _ = reload_stopped.wait_for(|s| *s).await;
@@ -100,7 +173,7 @@ pub async fn serve(
         admin,
         move |request| {
             let admin = admin_handler.clone();
-            async move { admin.handle(&request).await }
+            async move { admin.handle(request).await }
         },
         config.server.clone(),
         stopped,
@@ -113,6 +186,9 @@ pub async fn serve(
     admin_state.ready.store(false, Ordering::Relaxed);
     let _ = stop.send(true);
     let _ = tokio::join!(data_server, admin_server, reload);
+    if let Some(sweeper) = sweeper {
+        let _ = sweeper.await;
+    }
     let traces = admin_state.traces.clone();
     let _ = tokio::task::spawn_blocking(move || traces.flush()).await;
     Ok(())

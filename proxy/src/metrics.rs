@@ -17,6 +17,10 @@ const POLICY_BUCKETS: &[f64] = &[
     0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
     0.01, 0.025, 0.1,
 ];
+/// People decide in seconds to a day.
+const DECISION_BUCKETS: &[f64] = &[
+    1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14_400.0, 43_200.0, 86_400.0,
+];
 
 /// Every metric lastmile exports.
 #[derive(Clone)]
@@ -33,6 +37,9 @@ pub struct Metrics {
     pub dedup: IntCounterVec,
     pub dedup_entries: IntGauge,
     pub dedup_store_errors: IntCounterVec,
+    pub approval_transitions: IntCounterVec,
+    pub approvals_pending: IntGauge,
+    pub approval_decision_seconds: HistogramVec,
 }
 
 /// The per-route histograms, resolved once so the hot path skips the label lookup.
@@ -117,6 +124,26 @@ impl Metrics {
                 ),
                 &["operation"],
             )?,
+            approval_transitions: IntCounterVec::new(
+                Opts::new(
+                    "lastmile_approval_transitions_total",
+                    "Approval state transitions, by route and the state entered (pending, \
+                     approved, executing, succeeded, failed, outcome_unknown, denied, expired).",
+                ),
+                &["route", "state"],
+            )?,
+            approvals_pending: IntGauge::new(
+                "lastmile_approvals_pending",
+                "Approvals waiting for a decision.",
+            )?,
+            approval_decision_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "lastmile_approval_decision_seconds",
+                    "Time from parking a request to an approver's decision.",
+                )
+                .buckets(DECISION_BUCKETS.to_vec()),
+                &["route"],
+            )?,
             registry,
         };
         let build = IntGaugeVec::new(
@@ -124,7 +151,7 @@ impl Metrics {
             &["version"],
         )?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 15] = [
             Box::new(build),
             Box::new(metrics.requests.clone()),
             Box::new(metrics.request_duration.clone()),
@@ -137,6 +164,9 @@ impl Metrics {
             Box::new(metrics.dedup.clone()),
             Box::new(metrics.dedup_entries.clone()),
             Box::new(metrics.dedup_store_errors.clone()),
+            Box::new(metrics.approval_transitions.clone()),
+            Box::new(metrics.approvals_pending.clone()),
+            Box::new(metrics.approval_decision_seconds.clone()),
         ];
         for collector in collectors {
             metrics.registry.register(collector)?;

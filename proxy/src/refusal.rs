@@ -67,6 +67,12 @@ pub enum Refusal {
     DedupFull,
     #[error("the dedup store is unavailable, so the request cannot be sent with its at-most-once guarantee; retry later")]
     DedupUnavailable,
+    #[error("the approval store is unavailable; the request was not parked or read; retry later")]
+    ApprovalStoreUnavailable,
+    #[error("no approval has this id")]
+    ApprovalNotFound,
+    #[error("this approval belongs to another acting user")]
+    ApprovalForbidden,
 }
 
 impl Refusal {
@@ -94,7 +100,11 @@ impl Refusal {
             Refusal::DuplicateInFlight
             | Refusal::OutcomeUnknown(_)
             | Refusal::CompletedNotRetained(_) => StatusCode::CONFLICT,
-            Refusal::DedupFull | Refusal::DedupUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::DedupFull | Refusal::DedupUnavailable | Refusal::ApprovalStoreUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Refusal::ApprovalNotFound => StatusCode::NOT_FOUND,
+            Refusal::ApprovalForbidden => StatusCode::FORBIDDEN,
         }
     }
 
@@ -128,6 +138,9 @@ impl Refusal {
             Refusal::CompletedNotRetained(_) => "completed_not_retained",
             Refusal::DedupFull => "dedup_store_full",
             Refusal::DedupUnavailable => "dedup_unavailable",
+            Refusal::ApprovalStoreUnavailable => "approval_store_unavailable",
+            Refusal::ApprovalNotFound => "approval_not_found",
+            Refusal::ApprovalForbidden => "approval_forbidden",
         }
     }
 
@@ -137,7 +150,8 @@ impl Refusal {
             Refusal::DuplicateInFlight
             | Refusal::DedupFull
             | Refusal::DedupUnavailable
-            | Refusal::Overloaded => Some(1),
+            | Refusal::Overloaded
+            | Refusal::ApprovalStoreUnavailable => Some(1),
             _ => None,
         }
     }

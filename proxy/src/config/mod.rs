@@ -6,7 +6,8 @@ pub mod raw;
 use anyhow::{bail, Context, Result};
 use http::uri::{Scheme, Uri};
 use raw::{
-    RawConfig, RawCredential, RawDedup, RawIdentity, RawMode, RawRoute, RawRouteDedup, RawStoreKind,
+    RawApprovals, RawConfig, RawCredential, RawDedup, RawIdentity, RawMode, RawRoute,
+    RawRouteDedup, RawStoreKind,
 };
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,32 @@ pub struct Config {
     /// Bearer token file for the admin API's state-changing endpoints; without one,
     /// they are disabled.
     pub admin_token_file: Option<PathBuf>,
+    /// The approval queue; `None`: requests needing approval are refused.
+    pub approvals: Option<ApprovalConfig>,
+}
+
+/// The approval queue's settings.
+#[derive(Debug, Clone)]
+pub struct ApprovalConfig {
+    pub store_path: PathBuf,
+    pub expire_after: Duration,
+    pub approvers_file: Option<PathBuf>,
+    pub approver_role: String,
+    /// The longest `?wait=` an agent's poll may ask for.
+    pub max_wait: Duration,
+    /// Upstream responses to executed approvals are kept up to this size.
+    pub max_response_bytes: usize,
+    pub sweep_interval: Duration,
+    /// Base URL of the admin port for links (no trailing slash).
+    pub public_url: Option<String>,
+    pub webhook: Option<WebhookConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub url: Uri,
+    pub timeout: Duration,
+    pub max_attempts: u32,
 }
 
 /// Where dedup windows are kept, and how much they may hold.
@@ -97,6 +124,8 @@ pub struct RouteConfig {
     pub max_body_bytes: usize,
     pub require_user: bool,
     pub dedup: RouteDedup,
+    /// How long this route's approvals stay pending; `None`: the queue's default.
+    pub approval_expire_after: Option<Duration>,
 }
 
 /// How a route applies dedup windows.
@@ -240,6 +269,10 @@ impl Config {
             server: validate_server(&raw.server)?,
             dedup: validate_dedup(raw.dedup)?,
             admin_token_file: raw.admin.token_file.map(|p| resolve(base, &p)),
+            approvals: raw
+                .approvals
+                .map(|a| validate_approvals(a, base))
+                .transpose()?,
         })
     }
 }
@@ -315,6 +348,50 @@ fn validate_route(raw: RawRoute, base: &Path) -> Result<RouteConfig> {
         max_body_bytes: raw.max_body_bytes,
         require_user: raw.require_user,
         dedup: validate_route_dedup(raw.dedup)?,
+        approval_expire_after: match raw.approval_expire_after_seconds {
+            Some(0) => bail!("approval_expire_after_seconds must be greater than zero"),
+            seconds => seconds.map(Duration::from_secs),
+        },
+    })
+}
+
+fn validate_approvals(raw: RawApprovals, base: &Path) -> Result<ApprovalConfig> {
+    if raw.expire_after_seconds == 0 {
+        bail!("approvals.expire_after_seconds must be greater than zero");
+    }
+    if raw.approver_role.is_empty() {
+        bail!("approvals.approver_role must not be empty");
+    }
+    let webhook = raw
+        .webhook
+        .map(|w| {
+            let url: Uri = w
+                .url
+                .parse()
+                .with_context(|| format!("approvals.webhook.url {:?} is not a URL", w.url))?;
+            if !matches!(url.scheme_str(), Some("http" | "https")) || url.authority().is_none() {
+                bail!("approvals.webhook.url must be an http:// or https:// URL");
+            }
+            if w.timeout_ms == 0 || w.max_attempts == 0 {
+                bail!("approvals.webhook: timeout_ms and max_attempts must be greater than zero");
+            }
+            Ok(WebhookConfig {
+                url,
+                timeout: Duration::from_millis(w.timeout_ms),
+                max_attempts: w.max_attempts,
+            })
+        })
+        .transpose()?;
+    Ok(ApprovalConfig {
+        store_path: resolve(base, &raw.store_path),
+        expire_after: Duration::from_secs(raw.expire_after_seconds),
+        approvers_file: raw.approvers_file.map(|p| resolve(base, &p)),
+        approver_role: raw.approver_role,
+        max_wait: Duration::from_secs(raw.max_wait_seconds),
+        max_response_bytes: raw.max_response_bytes,
+        sweep_interval: Duration::from_millis(raw.sweep_interval_ms.max(10)),
+        public_url: raw.public_url.map(|u| u.trim_end_matches('/').to_string()),
+        webhook,
     })
 }
 
@@ -437,6 +514,12 @@ fn normalise_prefix(prefix: &str) -> Result<String> {
         .any(|s| s.is_empty() || s == "." || s == "..")
     {
         bail!("prefix {prefix:?} has an empty, '.' or '..' segment");
+    }
+    // The data port answers approval polls there itself.
+    if trimmed == crate::approval::DATA_PREFIX
+        || trimmed.starts_with(&format!("{}/", crate::approval::DATA_PREFIX))
+    {
+        bail!("prefix {prefix:?} is reserved for lastmile's own endpoints");
     }
     Ok(trimmed.to_string())
 }

@@ -26,6 +26,47 @@ pub struct RawConfig {
     pub dedup: RawDedup,
     #[serde(default)]
     pub admin: RawAdmin,
+    /// Human approval of requests the policy marks; absent: such requests are refused.
+    #[serde(default)]
+    pub approvals: Option<RawApprovals>,
+}
+
+/// The approval queue.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApprovals {
+    /// The SQLite file holding the queue.
+    pub store_path: PathBuf,
+    #[serde(default = "default_approval_expiry_s")]
+    pub expire_after_seconds: u64,
+    /// Lines of `<approver name> <bearer token>`.
+    #[serde(default)]
+    pub approvers_file: Option<PathBuf>,
+    /// With `identity` configured, JWTs with this role (in `roles`) may approve.
+    #[serde(default = "default_approver_role")]
+    pub approver_role: String,
+    #[serde(default = "default_max_wait_s")]
+    pub max_wait_seconds: u64,
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: usize,
+    #[serde(default = "default_sweep_interval_ms")]
+    pub sweep_interval_ms: u64,
+    /// The admin port's address as approvers reach it, for links in notifications.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub webhook: Option<RawWebhook>,
+}
+
+/// Where new pending approvals are announced.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub url: String,
+    #[serde(default = "default_webhook_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_webhook_attempts")]
+    pub max_attempts: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +129,9 @@ pub struct RawRoute {
     pub require_user: bool,
     #[serde(default)]
     pub dedup: RawRouteDedup,
+    /// Overrides `approvals.expire_after_seconds` for this route.
+    #[serde(default)]
+    pub approval_expire_after_seconds: Option<u64>,
 }
 
 /// How a route applies dedup windows.
@@ -309,6 +353,27 @@ fn default_redis_prefix() -> String {
 }
 fn default_redis_timeout_ms() -> u64 {
     500
+}
+fn default_approval_expiry_s() -> u64 {
+    24 * 60 * 60
+}
+fn default_approver_role() -> String {
+    "approver".into()
+}
+fn default_max_wait_s() -> u64 {
+    60
+}
+fn default_max_response_bytes() -> usize {
+    1024 * 1024
+}
+fn default_sweep_interval_ms() -> u64 {
+    1_000
+}
+fn default_webhook_timeout_ms() -> u64 {
+    5_000
+}
+fn default_webhook_attempts() -> u32 {
+    5
 }
 fn default_trace_output() -> String {
     "stdout".into()

@@ -27,6 +27,9 @@ pub struct InputParts<'a> {
     pub body: BodyView,
     pub body_bytes: usize,
     pub user: Option<&'a User>,
+    /// `{"approved_by", "approved_at", "approval_id"}` when executing an approved
+    /// request; `Null` otherwise.
+    pub approval: Value,
     pub now_ns: u128,
 }
 
@@ -75,7 +78,7 @@ pub fn build(parts: InputParts<'_>) -> Value {
         ("mode", Value::from(parts.mode)),
         ("request", request),
         ("user", parts.user.map_or(Value::Null, |u| u.claims.clone())),
-        ("approval", Value::Null),
+        ("approval", parts.approval),
         ("now_ns", Value::from(parts.now_ns)),
     ])
 }
@@ -147,6 +150,7 @@ mod tests {
             body: BodyView::Json(Value::from(7u64)),
             body_bytes: 1,
             user: None,
+            approval: Value::Null,
             now_ns: 5,
         });
         assert_eq!(input["version"], Value::from(INPUT_VERSION));

@@ -5,12 +5,15 @@
 //! Each phase returns either the value the next phase needs or a [`Refusal`]; every
 //! refusal and every forwarded response is recorded (metrics and trace) in one place.
 
+pub mod approved;
 pub mod dedup;
 pub mod forward;
 pub mod input;
+mod park;
 pub mod request;
 pub mod strict_json;
 
+use crate::approval::Approvals;
 use crate::config::{Config, Mode, RouteConfig};
 use crate::dedup::key::{self as dedup_key, ClientKey, Fingerprint};
 use crate::dedup::state::{Attempt, Begin};
@@ -71,7 +74,12 @@ pub struct Proxy {
     body_read_timeout: std::time::Duration,
     /// Requests in progress; when none is left, new requests are shed (503).
     in_flight: tokio::sync::Semaphore,
+    /// The approval queue, when configured; without it approvals fail closed.
+    approvals: Option<Arc<Approvals>>,
 }
+
+/// The outcome of a request the policy sent for approval and lastmile parked.
+const PARKED: &str = "pending_approval";
 
 /// A response from upstream (or replayed), and how lastmile classified the request.
 struct Forwarded {
@@ -86,6 +94,7 @@ impl Proxy {
         metrics: Metrics,
         traces: TraceSink,
         dedup: Arc<dyn DedupStore>,
+        approvals: Option<Arc<Approvals>>,
     ) -> Result<Proxy> {
         let routes = config
             .routes
@@ -118,6 +127,7 @@ impl Proxy {
             dedup,
             body_read_timeout: config.server.body_read_timeout,
             in_flight: tokio::sync::Semaphore::new(config.server.max_in_flight),
+            approvals,
         })
     }
 
@@ -143,6 +153,7 @@ impl Proxy {
             dedup: None,
             latency_ms: Latency::default(),
             request_body: None,
+            approval: None,
         };
         let processed = match self.in_flight.try_acquire() {
             Ok(_permit) => self.process(request, &trace, &mut record).await,
@@ -190,6 +201,11 @@ impl Proxy {
         let (parts, body) = request.into_parts();
         let absolute_form =
             parts.version < http::Version::HTTP_2 && parts.uri.authority().is_some();
+        if !absolute_form {
+            if let Some(id) = parts.uri.path().strip_prefix(crate::approval::POLL_PATH) {
+                return self.poll(id, &parts, record).await;
+            }
+        }
         let matched = self
             .table
             .find(&parts.uri, absolute_form)
@@ -258,6 +274,7 @@ impl Proxy {
             body: view,
             body_bytes: body.len(),
             user: user.as_ref(),
+            approval: regorus::Value::Null,
             now_ns: SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos()),
@@ -272,7 +289,12 @@ impl Proxy {
             .policy_duration
             .observe(policy_time.as_secs_f64());
         record.latency_ms.policy = Some(millis(policy_time));
-        let (decision, outcome) = enforce(route.config.mode, decision, record)?;
+        let (decision, outcome) = enforce(
+            route.config.mode,
+            self.approvals.is_some(),
+            decision,
+            record,
+        )?;
 
         let attempt = match route.config.mode {
             Mode::Enforce => dedup::attempt(dedup::Facts {
@@ -285,6 +307,26 @@ impl Proxy {
             // Dry-run routes observe; they change nothing, dedup included.
             Mode::DryRun => None,
         };
+
+        if outcome == PARKED {
+            let decision = decision.ok_or(Refusal::PolicyError)?;
+            return self
+                .park(park::Parking {
+                    route,
+                    reasons: decision.approval,
+                    dedup_key: attempt.as_ref().map(|a| a.key.to_string()),
+                    method: &parts.method,
+                    path: matched.path,
+                    query: parts.uri.query(),
+                    received_path: parts.uri.path(),
+                    headers: &parts.headers,
+                    body: &body,
+                    user: user.as_ref(),
+                    trace,
+                    record,
+                })
+                .await;
+        }
 
         let mut outbound = forward::Outbound {
             method: parts.method,
@@ -494,9 +536,11 @@ impl Proxy {
 
 /// Applies precedence and the route's mode to the policy's result. In dry-run mode
 /// every verdict is recorded and the request goes on; in enforce mode only an
-/// unambiguous allow does.
+/// unambiguous allow does, and an approval verdict is parked when `parking` (approvals
+/// are configured).
 fn enforce(
     mode: Mode,
+    parking: bool,
     decision: Result<Decision, String>,
     record: &mut TraceRecord,
 ) -> Result<(Option<Decision>, &'static str), Refusal> {
@@ -538,7 +582,8 @@ fn enforce(
     match (verdict, mode) {
         (Verdict::Allow, _) => Ok((Some(decision), "allowed")),
         (Verdict::Deny, Mode::Enforce) => Err(Refusal::Denied(decision.deny)),
-        // Approvals are not available yet: fail closed rather than forward.
+        (Verdict::Approval, Mode::Enforce) if parking => Ok((Some(decision), PARKED)),
+        // No approval queue is configured: fail closed rather than forward.
         (Verdict::Approval, Mode::Enforce) => Err(Refusal::ApprovalUnavailable(decision.approval)),
         (Verdict::Deny, Mode::DryRun) => Ok((Some(decision), "dry_run_denied")),
         (Verdict::Approval, Mode::DryRun) => Ok((Some(decision), "dry_run_approval")),

@@ -35,6 +35,21 @@ impl TraceContext {
         }
     }
 
+    /// A new span in an existing trace: an approved request executed later keeps the
+    /// trace id it was parked under.
+    pub fn within(trace_id: &str) -> TraceContext {
+        TraceContext {
+            trace_id: trace_id.to_string(),
+            span_id: random_hex::<8>(),
+            flags: "01".into(),
+        }
+    }
+
+    /// A fresh span id.
+    pub fn new_span_id() -> String {
+        random_hex::<8>()
+    }
+
     /// The `traceparent` to send upstream.
     pub fn traceparent(&self) -> Option<HeaderValue> {
         HeaderValue::from_str(&format!(

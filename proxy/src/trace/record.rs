@@ -31,6 +31,25 @@ pub struct TraceRecord {
     pub latency_ms: Latency,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_body: Option<serde_json::Value>,
+    /// Set on requests that were parked, and on every later transition of their approval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalTrace>,
+}
+
+/// One approval transition (or the parking of a request).
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalTrace {
+    pub id: String,
+    pub from: Option<&'static str>,
+    pub to: &'static str,
+    /// The approver, `lastmile` for the proxy's own moves, absent when parking.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// The failure code when the approval ended without success.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 /// The policy's decision as parsed.

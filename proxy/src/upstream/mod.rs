@@ -38,10 +38,18 @@ pub enum UpstreamFailure {
 
 /// Builds the route's client: webpki roots plus the route's CA file, if any.
 pub fn client(route: &RouteConfig) -> Result<UpstreamClient> {
+    client_with(route.ca_file.as_deref(), route.connect_timeout)
+}
+
+/// A pooled http/https client trusting the webpki roots plus `ca_file`.
+pub fn client_with(
+    ca_file: Option<&std::path::Path>,
+    connect_timeout: Duration,
+) -> Result<UpstreamClient> {
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    if let Some(path) = &route.ca_file {
+    if let Some(path) = ca_file {
         let certs = CertificateDer::pem_file_iter(path)
             .with_context(|| format!("reading CA file {}", path.display()))?
             .collect::<Result<Vec<_>, _>>()
@@ -61,7 +69,7 @@ pub fn client(route: &RouteConfig) -> Result<UpstreamClient> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
-    http.set_connect_timeout(Some(route.connect_timeout));
+    http.set_connect_timeout(Some(connect_timeout));
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()

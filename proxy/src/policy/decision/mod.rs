@@ -10,7 +10,7 @@ use regorus::Value;
 use std::time::Duration;
 
 /// One reason the policy gave for a denial or an approval requirement.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Reason {
     pub code: String,
     pub message: String,

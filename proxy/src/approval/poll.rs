@@ -1,0 +1,150 @@
+//! The agent's view of its approval, on the data port: the state while it is open, and
+//! once executed the upstream's real status, headers and body. `?wait=30s` holds the
+//! request until the approval changes (or the wait ends), so agents need not spin.
+
+use super::store::{Approval, State};
+use super::{rfc3339, valid_id, Approvals, POLL_PATH};
+use crate::pipeline::{dedup::replay, json_response, ResponseBody};
+use crate::refusal::Refusal;
+use http::{HeaderValue, Response, StatusCode};
+use std::time::Duration;
+
+/// Response header naming the approval an answer belongs to.
+pub const ID_HEADER: &str = "lastmile-approval-id";
+/// Response header carrying the approval's state.
+pub const STATE_HEADER: &str = "lastmile-approval-state";
+
+/// The wait an agent asked for in the query (`wait=30s`, `wait=30`), capped.
+pub fn wait_from_query(query: Option<&str>, max: Duration) -> Result<Duration, Refusal> {
+    let Some((_, value)) =
+        form_urlencoded::parse(query.unwrap_or("").as_bytes()).find(|(k, _)| k == "wait")
+    else {
+        return Ok(Duration::ZERO);
+    };
+    let parsed = match value.parse::<u64>() {
+        Ok(seconds) => Ok(Duration::from_secs(seconds)),
+        Err(_) => humantime::parse_duration(&value),
+    };
+    parsed
+        .map(|d| d.min(max))
+        .map_err(|_| Refusal::BadPath("the wait parameter must be a duration such as 30s"))
+}
+
+/// Answers a poll by the acting user `user` (its `sub`), waiting up to `wait` for an
+/// open approval to finish.
+pub async fn poll(
+    approvals: &Approvals,
+    id: &str,
+    user: Option<&str>,
+    wait: Duration,
+) -> Result<Response<ResponseBody>, Refusal> {
+    if !valid_id(id) {
+        return Err(Refusal::ApprovalNotFound);
+    }
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let approval = approvals
+            .get(id)
+            .await
+            .map_err(|_| Refusal::ApprovalStoreUnavailable)?
+            .ok_or(Refusal::ApprovalNotFound)?;
+        // Only the user who made the request may see it (and its upstream response).
+        if approval.user.as_deref() != user {
+            return Err(Refusal::ApprovalForbidden);
+        }
+        if approval.state.is_final() || tokio::time::Instant::now() >= deadline {
+            return Ok(view(approval));
+        }
+        approvals.changed(deadline).await;
+    }
+}
+
+fn view(approval: Approval) -> Response<ResponseBody> {
+    let state = approval.state;
+    let mut response = match (&approval.response, state) {
+        (Some(stored), _) => replay_without_marker(stored.clone()),
+        (None, State::Pending | State::Approved | State::Executing) => {
+            json_response(StatusCode::ACCEPTED, open_body(&approval).to_string())
+        }
+        (None, _) => json_response(final_status(&approval), final_body(&approval).to_string()),
+    };
+    let headers = response.headers_mut();
+    if let Ok(id) = HeaderValue::from_str(&approval.id) {
+        headers.insert(ID_HEADER, id);
+    }
+    headers.insert(STATE_HEADER, HeaderValue::from_static(state.as_str()));
+    response
+}
+
+/// The stored upstream response, exactly as it came (not marked as a dedup replay).
+fn replay_without_marker(stored: crate::dedup::state::StoredResponse) -> Response<ResponseBody> {
+    let mut response = replay(stored);
+    response
+        .headers_mut()
+        .remove(crate::pipeline::dedup::REPLAYED_HEADER);
+    response
+}
+
+fn open_body(a: &Approval) -> serde_json::Value {
+    let status = match a.state {
+        State::Pending => "pending_approval",
+        other => other.as_str(),
+    };
+    serde_json::json!({
+        "status": status,
+        "approval_id": a.id,
+        "poll_url": format!("{POLL_PATH}{}", a.id),
+        "expires_at": rfc3339(a.expires_ms),
+        "reasons": a.reasons,
+        "approved_by": a.decided_by,
+        "approved_at": a.decided_ms.map(rfc3339),
+    })
+}
+
+/// Ended without an upstream response: denied, expired, or failed before sending.
+fn final_status(a: &Approval) -> StatusCode {
+    match (a.state, a.failure.as_ref().map(|f| f.code.as_str())) {
+        (State::Denied, _) => StatusCode::FORBIDDEN,
+        (State::Expired, _) => StatusCode::GONE,
+        (State::OutcomeUnknown, _) => StatusCode::GATEWAY_TIMEOUT,
+        (_, Some("denied" | "policy_error")) => StatusCode::FORBIDDEN,
+        (_, Some("credential_unavailable" | "route_gone")) => StatusCode::INTERNAL_SERVER_ERROR,
+        (_, Some(code)) if code.starts_with("dedup") || code.contains("duplicate") => {
+            StatusCode::CONFLICT
+        }
+        _ => StatusCode::BAD_GATEWAY,
+    }
+}
+
+fn final_body(a: &Approval) -> serde_json::Value {
+    let (code, message, reasons) = match (a.state, &a.failure) {
+        (State::Denied, _) => (
+            "approval_denied".to_string(),
+            "an approver denied this request; it was not sent".to_string(),
+            a.reasons.clone(),
+        ),
+        (State::Expired, _) => (
+            "approval_expired".to_string(),
+            "nobody decided on this request in time; it was not sent".to_string(),
+            a.reasons.clone(),
+        ),
+        (_, Some(f)) => (f.code.clone(), f.message.clone(), f.reasons.clone()),
+        (_, None) => (
+            "approval_failed".to_string(),
+            "the approved request did not complete".to_string(),
+            Vec::new(),
+        ),
+    };
+    let mut body = serde_json::json!({
+        "status": a.state.as_str(),
+        "approval_id": a.id,
+        "decided_by": a.decided_by,
+        "decided_at": a.decided_ms.map(rfc3339),
+        "comment": a.comment,
+        "error": {"code": code, "message": message, "reasons": reasons, "trace_id": a.trace_id},
+    });
+    if a.state == State::OutcomeUnknown {
+        body["error"]["outcome"] = "unknown".into();
+    }
+    body
+}
