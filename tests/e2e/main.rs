@@ -3,6 +3,8 @@
 
 mod harness;
 
+mod approvals;
+mod approvals_page;
 mod chart;
 mod dedup;
 mod dedup_store;

@@ -22,6 +22,7 @@ pub struct RouteSpec {
     pub max_body_bytes: Option<usize>,
     /// The route's `dedup:` block, as YAML flow text.
     pub dedup: Option<String>,
+    pub approval_expire_after_seconds: Option<u64>,
 }
 
 impl RouteSpec {
@@ -38,7 +39,14 @@ impl RouteSpec {
             timeout_ms: None,
             max_body_bytes: None,
             dedup: None,
+            approval_expire_after_seconds: None,
         }
+    }
+
+    /// Sets `approval_expire_after_seconds`.
+    pub fn approval_expiry(mut self, seconds: u64) -> Self {
+        self.approval_expire_after_seconds = Some(seconds);
+        self
     }
 
     /// Sets the route's `dedup:` block (YAML flow text, e.g. `{wait_ms: 100}`).
@@ -105,6 +113,9 @@ impl RouteSpec {
         if let Some(dedup) = &self.dedup {
             writeln!(out, "    dedup: {dedup}")?;
         }
+        if let Some(seconds) = self.approval_expire_after_seconds {
+            writeln!(out, "    approval_expire_after_seconds: {seconds}")?;
+        }
         Ok(())
     }
 }
@@ -132,6 +143,8 @@ pub struct Setup {
     pub server: Option<String>,
     /// `policies.eval_timeout_ms`, when not the default.
     pub eval_timeout_ms: Option<u64>,
+    /// The `approvals:` block, as YAML flow text.
+    pub approvals: Option<String>,
 }
 
 impl Setup {
@@ -145,6 +158,7 @@ impl Setup {
             admin_token: false,
             server: None,
             eval_timeout_ms: None,
+            approvals: None,
         }
     }
 
@@ -156,6 +170,20 @@ impl Setup {
     /// Sets the `server:` block (YAML flow text, e.g. `{max_in_flight: 4}`).
     pub fn server(mut self, yaml: &str) -> Self {
         self.server = Some(yaml.to_string());
+        self
+    }
+
+    /// Enables approvals: the queue in `state/approvals.db`, approvers from
+    /// `secrets/approvers`, plus `extra` (YAML mapping entries, e.g. `max_wait_seconds: 5`).
+    pub fn approvals(mut self, extra: &str) -> Self {
+        let extra = if extra.is_empty() {
+            String::new()
+        } else {
+            format!(", {extra}")
+        };
+        self.approvals = Some(format!(
+            "{{store_path: state/approvals.db, approvers_file: secrets/approvers{extra}}}"
+        ));
         self
     }
 
@@ -211,6 +239,9 @@ impl Setup {
         }
         if let Some(dedup) = &self.dedup {
             writeln!(y, "dedup: {dedup}")?;
+        }
+        if let Some(approvals) = &self.approvals {
+            writeln!(y, "approvals: {approvals}")?;
         }
         if self.admin_token {
             writeln!(y, "admin: {{token_file: secrets/admin-token}}")?;

@@ -9,6 +9,7 @@ pub mod policies;
 pub mod proxy;
 pub mod redis;
 pub mod upstream;
+pub mod webdriver;
 
 pub use client::Reply;
 pub use config::{RouteSpec, Setup};
@@ -25,6 +26,14 @@ pub const UPSTREAM_TOKEN: &str = "e2e-upstream-credential-7f3a9c51";
 
 /// The admin API's bearer token, when a setup enables it.
 pub const ADMIN_TOKEN: &str = "e2e-admin-token-0c41d2a8";
+
+/// Approvers in `secrets/approvers`: name and bearer token.
+pub const APPROVERS: [(&str, &str); 3] = [
+    ("alice", "e2e-approver-alice-5b8e1f"),
+    ("bob", "e2e-approver-bob-93c0d7"),
+    // The same name as an acting user, to prove self-approval is refused.
+    ("u_agent_user", "e2e-approver-self-44a1c9"),
+];
 
 /// A valid inbound W3C traceparent.
 pub const INBOUND_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";

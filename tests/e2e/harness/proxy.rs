@@ -4,7 +4,7 @@
 use super::client::{self, HttpClient, Reply};
 use super::config::{Setup, TRACE_FILE};
 use super::metrics::Metrics;
-use super::{eventually, jwt, policies, ADMIN_TOKEN, UPSTREAM_TOKEN};
+use super::{eventually, jwt, policies, ADMIN_TOKEN, APPROVERS, UPSTREAM_TOKEN};
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use http::{Method, Request};
@@ -36,6 +36,11 @@ impl Workspace {
         workspace.write("secrets/upstream-token", &format!("{UPSTREAM_TOKEN}\n"))?;
         workspace.write("secrets/identity-hs256", &format!("{}\n", jwt::SECRET))?;
         workspace.write("secrets/admin-token", &format!("{ADMIN_TOKEN}\n"))?;
+        let approvers: String = APPROVERS
+            .iter()
+            .map(|(name, token)| format!("{name} {token}\n"))
+            .collect();
+        workspace.write("secrets/approvers", &format!("# name token\n{approvers}"))?;
         std::fs::create_dir_all(workspace.path("policies"))?;
         Ok(workspace)
     }
@@ -103,11 +108,57 @@ impl Workspace {
         Ok(Proxy {
             data,
             admin,
-            _child: child,
+            running: Running::Child(child),
             stderr: log,
             workspace: self,
             client: client::http_client(),
         })
+    }
+
+    /// Serves the proxy inside the test process, through the library's real start-up
+    /// path, with `clock` as its wall clock: expiry is then tested without sleeping.
+    pub async fn start_in_process(
+        self,
+        setup: &Setup,
+        clock: std::sync::Arc<dyn lastmile::dedup::clock::Clock>,
+    ) -> Result<Proxy> {
+        let config_path = self.path("lastmile.yaml");
+        std::fs::write(&config_path, setup.yaml()?)?;
+        let config = lastmile::config::Config::load(&config_path)?;
+        let data = tokio::net::TcpListener::bind(config.listen).await?;
+        let admin = tokio::net::TcpListener::bind(config.admin_listen).await?;
+        let (data_addr, admin_addr) = (data.local_addr()?, admin.local_addr()?);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            if let Err(e) = lastmile::serve_with_clock(config, data, admin, shutdown, clock).await {
+                eprintln!("in-process lastmile failed: {e:#}");
+            }
+        });
+        let proxy = Proxy {
+            data: data_addr,
+            admin: admin_addr,
+            running: Running::Task(task, Some(stop)),
+            stderr: Arc::new(Mutex::new(String::new())),
+            workspace: self,
+            client: client::http_client(),
+        };
+        eventually(
+            "the in-process proxy to be ready",
+            READY_LIMIT,
+            Duration::from_millis(20),
+            || async {
+                Ok(proxy
+                    .admin_get("/readyz")
+                    .await
+                    .ok()
+                    .filter(|r| r.status == 200))
+            },
+        )
+        .await?;
+        Ok(proxy)
     }
 
     /// Runs the proxy expecting it to exit on its own; returns its status and stderr.
@@ -129,6 +180,28 @@ impl Workspace {
             .join()
             .map_err(|_| anyhow!("stderr reader panicked"))??;
         Ok((status, text))
+    }
+}
+
+/// How the proxy under test runs.
+enum Running {
+    Child(ChildGuard),
+    /// In this process; dropping the sender stops it, and the task is aborted.
+    Task(tokio::task::JoinHandle<()>, Option<oneshot::Sender<()>>),
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        match self {
+            // The guard reaps it too; killing here first makes the intent plain.
+            Running::Child(guard) => {
+                let _ = guard.0.kill();
+            }
+            Running::Task(task, stop) => {
+                drop(stop.take());
+                task.abort();
+            }
+        }
     }
 }
 
@@ -186,7 +259,7 @@ fn parse_ready(line: &str) -> Addrs {
 pub struct Proxy {
     pub data: SocketAddr,
     pub admin: SocketAddr,
-    _child: ChildGuard,
+    running: Running,
     stderr: Arc<Mutex<String>>,
     workspace: Workspace,
     client: HttpClient,
@@ -207,6 +280,40 @@ impl Proxy {
 
     pub fn workspace(&self) -> &Workspace {
         &self.workspace
+    }
+
+    /// Kills the proxy at once (SIGKILL: no drain, as in a crash) and hands back its
+    /// workspace, so a test can start it again on the same files.
+    pub fn kill(self) -> Workspace {
+        let Proxy {
+            running, workspace, ..
+        } = self;
+        drop(running);
+        workspace
+    }
+
+    /// A request on the admin port, with an optional bearer token and JSON body.
+    pub async fn admin_call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Reply> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.admin));
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(body) => {
+                builder = builder.header("content-type", "application/json");
+                Bytes::from(body.to_string())
+            }
+            None => Bytes::new(),
+        };
+        client::send(&self.client, builder.body(Full::new(body))?).await
     }
 
     /// Everything the proxy logged so far.
