@@ -17,8 +17,9 @@ impl Drop for Demo {
     }
 }
 
-/// Reads the banner up to the trace lines and returns alice's and bob's tokens.
-fn start() -> Result<(Demo, String, String)> {
+/// Reads the banner up to the trace lines and returns alice's, bob's and the approver's
+/// tokens.
+fn start() -> Result<(Demo, String, String, String)> {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut demo = Demo(
         Command::new(env!("CARGO_BIN_EXE_lastmile-e2e"))
@@ -30,7 +31,7 @@ fn start() -> Result<(Demo, String, String)> {
     );
     let stdout = demo.0.stdout.take().context("no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
-    let (mut alice, mut bob) = (None, None);
+    let (mut alice, mut bob, mut approver) = (None, None, None);
     let token = |line: &str| line.split('\'').nth(1).map(str::to_string);
     for line in lines.by_ref() {
         let line = line?;
@@ -38,21 +39,23 @@ fn start() -> Result<(Demo, String, String)> {
             alice = token(&line);
         } else if line.contains("export BOB=") {
             bob = token(&line);
+        } else if line.contains("export APPROVER=") {
+            approver = token(&line);
         } else if line.starts_with("Decision trace lines follow") {
             break;
         }
     }
     // Keep draining stdout (the decision trace) so the demo never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    match (alice, bob) {
-        (Some(alice), Some(bob)) => Ok((demo, alice, bob)),
-        _ => bail!("the demo banner did not print both tokens"),
+    match (alice, bob, approver) {
+        (Some(alice), Some(bob), Some(approver)) => Ok((demo, alice, bob, approver)),
+        _ => bail!("the demo banner did not print all three tokens"),
     }
 }
 
 #[tokio::test]
 async fn the_demo_runs_and_its_banner_commands_work() -> Result<()> {
-    let (_demo, alice, bob) = start()?;
+    let (_demo, alice, bob, approver) = start()?;
     let client = crate::harness::client::http_client();
     let send = |method: http::Method, path: &str, token: &str, body: Option<serde_json::Value>| {
         let mut request = http::Request::builder()
@@ -145,5 +148,63 @@ async fn the_demo_runs_and_its_banner_commands_work() -> Result<()> {
         !invoices.is_empty() && invoices.iter().all(|i| i["account"] == "acme"),
         "{invoices:?}"
     );
+
+    // The banner's approval flow: park a large refund, approve it, fetch the result.
+    let parked = crate::harness::client::send(
+        &client,
+        send(
+            http::Method::POST,
+            "/crm/v1/invoices/INV-00038122/refunds",
+            &alice,
+            Some(json!({"amount": 1200, "reason": "Duplicate charge"})),
+        )?,
+    )
+    .await?;
+    anyhow::ensure!(
+        parked.status == 202,
+        "refund: {} {}",
+        parked.status,
+        parked.text()
+    );
+    let id = parked.json()?["approval_id"]
+        .as_str()
+        .context("approval_id")?
+        .to_string();
+    let approve = http::Request::post(format!("http://127.0.0.1:15002/approvals/{id}/approve"))
+        .header("authorization", format!("Bearer {approver}"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            json!({"comment": "checked"}).to_string(),
+        )))?;
+    let approved = crate::harness::client::send(&client, approve).await?;
+    anyhow::ensure!(
+        approved.status == 200 && approved.json()?["state"] == "succeeded",
+        "approve: {} {}",
+        approved.status,
+        approved.text()
+    );
+    let result = crate::harness::client::send(
+        &client,
+        send(
+            http::Method::GET,
+            &format!("/_lastmile/approvals/{id}"),
+            &alice,
+            None,
+        )?,
+    )
+    .await?;
+    anyhow::ensure!(
+        result.status == 201 && result.json()?["amount"] == 1200,
+        "the CRM's answer: {} {}",
+        result.status,
+        result.text()
+    );
+    let page = crate::harness::client::send(
+        &client,
+        http::Request::get("http://127.0.0.1:15002/ui/approvals")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))?,
+    )
+    .await?;
+    anyhow::ensure!(page.status == 200, "the approvals page: {}", page.status);
     Ok(())
 }

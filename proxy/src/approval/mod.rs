@@ -208,9 +208,14 @@ impl Approvals {
         self.blocking(|s| s.ids_in(State::Approved)).await
     }
 
-    /// Waits until some approval changes, or `deadline`.
-    pub async fn changed(&self, deadline: tokio::time::Instant) {
-        let mut rx = self.changed.subscribe();
+    /// A receiver that sees every later transition; take it before reading the state
+    /// it should wake on, so no change slips in between.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Waits until some approval changes after `rx` last looked, or `deadline`.
+    pub async fn changed(rx: &mut watch::Receiver<u64>, deadline: tokio::time::Instant) {
         // Other replicas sharing the file do not wake us: look again at least each second.
         let wake = deadline.min(tokio::time::Instant::now() + Duration::from_secs(1));
         let _ = tokio::time::timeout_at(wake, rx.changed()).await;

@@ -42,7 +42,9 @@ pub async fn poll(
         return Err(Refusal::ApprovalNotFound);
     }
     let deadline = tokio::time::Instant::now() + wait;
+    let mut changes = approvals.watch();
     loop {
+        changes.borrow_and_update();
         let approval = approvals
             .get(id)
             .await
@@ -55,7 +57,7 @@ pub async fn poll(
         if approval.state.is_final() || tokio::time::Instant::now() >= deadline {
             return Ok(view(approval));
         }
-        approvals.changed(deadline).await;
+        Approvals::changed(&mut changes, deadline).await;
     }
 }
 

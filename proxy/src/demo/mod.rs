@@ -75,6 +75,12 @@ pub async fn run(
         scratch.path().join("secrets/identity-hs256"),
         &identity_secret,
     )?;
+    // The approver is not one of the demo users: nobody approves their own request.
+    let approver_token = random_hex(24)?;
+    std::fs::write(
+        scratch.path().join("secrets/approvers"),
+        format!("carol {approver_token}\n"),
+    )?;
 
     let mut config = Config::from_yaml(DEMO_CONFIG, scratch.path())?;
     let (dir, library) = policy_dirs(policies, scratch.path())?;
@@ -97,7 +103,7 @@ pub async fn run(
 
     let alice = sign(&identity_secret, "u_alice", "account:acme")?;
     let bob = sign(&identity_secret, "u_bob", "account:globex")?;
-    print_banner(&config, &alice, &bob);
+    print_banner(&config, &alice, &bob, &approver_token);
     let result = crate::run(config, shutdown).await;
     let _ = stop_crm.send(true);
     let _ = crm_server.await;
@@ -157,7 +163,7 @@ fn sign(secret: &str, sub: &str, scope: &str) -> Result<String> {
     )?)
 }
 
-fn print_banner(config: &Config, alice: &str, bob: &str) {
+fn print_banner(config: &Config, alice: &str, bob: &str, approver: &str) {
     let data = format!("http://{}", config.listen);
     let admin = format!("http://{}", config.admin_listen);
     let json = "-H 'content-type: application/json'";
@@ -187,6 +193,18 @@ Denied, out of scope: bob asks for an acme invoice:
 
 Refused, no token (401):
   curl -si {data}/crm/v1/invoices
+
+Needs approval: alice refunds 1200 on an acme invoice. lastmile parks it (202 with an
+approval id and a poll URL); the CRM sees nothing until a human approves:
+  curl -si -X POST {data}/crm/v1/invoices/INV-00038122/refunds {json} -H "x-lastmile-user: $ALICE" -d '{{"amount":1200,"reason":"Duplicate charge"}}'
+Approve or deny it on the approvals page, signing in with carol's approver token:
+  {admin}/ui/approvals
+  export APPROVER='{approver}'
+or with the approver API:
+  curl -s '{admin}/approvals?state=pending' -H "authorization: Bearer $APPROVER"
+  curl -s -X POST {admin}/approvals/<approval_id>/approve -H "authorization: Bearer $APPROVER" {json} -d '{{"comment":"checked"}}'
+Then the agent fetches the CRM's real answer (add ?wait=30s to wait for the decision):
+  curl -si {data}/_lastmile/approvals/<approval_id> -H "x-lastmile-user: $ALICE"
 
 Every response carries lastmile-trace-id; look the decision up with:
   curl -s {admin}/traces/<lastmile-trace-id>
