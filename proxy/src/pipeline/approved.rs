@@ -293,7 +293,7 @@ impl Proxy {
             Value::from(a.decided_ms.map(rfc3339).unwrap_or_default()),
         );
         approval.insert(Value::from("approval_id"), Value::from(a.id.as_str()));
-        let input = input::build(input::InputParts {
+        let parts = input::InputParts {
             route: &route.config.name,
             mode: route.config.mode.as_str(),
             method,
@@ -310,11 +310,11 @@ impl Proxy {
             body: view,
             body_bytes: a.body.len(),
             user,
-            approval: Value::from(approval),
             now_ns: SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos()),
-        });
+        };
+        let input = input::build_with_approval(parts, Value::from(approval));
         let policy = self.policy.current();
         let decision = policy
             .evaluate(input)

@@ -27,9 +27,6 @@ pub struct InputParts<'a> {
     pub body: BodyView,
     pub body_bytes: usize,
     pub user: Option<&'a User>,
-    /// `{"approved_by", "approved_at", "approval_id"}` when executing an approved
-    /// request; `Null` otherwise.
-    pub approval: Value,
     pub now_ns: u128,
 }
 
@@ -42,8 +39,14 @@ fn obj(entries: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
     )
 }
 
-/// The input document.
+/// The input document of a request as it arrives (`approval` is `null`).
 pub fn build(parts: InputParts<'_>) -> Value {
+    build_with_approval(parts, Value::Null)
+}
+
+/// The input document with `approval` set: `{"approved_by", "approved_at",
+/// "approval_id"}` when an approved request is evaluated again before it is executed.
+pub fn build_with_approval(parts: InputParts<'_>, approval: Value) -> Value {
     let content_type = parts
         .headers
         .get(http::header::CONTENT_TYPE)
@@ -78,7 +81,7 @@ pub fn build(parts: InputParts<'_>) -> Value {
         ("mode", Value::from(parts.mode)),
         ("request", request),
         ("user", parts.user.map_or(Value::Null, |u| u.claims.clone())),
-        ("approval", parts.approval),
+        ("approval", approval),
         ("now_ns", Value::from(parts.now_ns)),
     ])
 }
@@ -150,7 +153,6 @@ mod tests {
             body: BodyView::Json(Value::from(7u64)),
             body_bytes: 1,
             user: None,
-            approval: Value::Null,
             now_ns: 5,
         });
         assert_eq!(input["version"], Value::from(INPUT_VERSION));

@@ -274,7 +274,6 @@ impl Proxy {
             body: view,
             body_bytes: body.len(),
             user: user.as_ref(),
-            approval: regorus::Value::Null,
             now_ns: SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos()),
