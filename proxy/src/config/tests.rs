@@ -81,3 +81,55 @@ fn a_route_without_prefix_matches_its_upstream_host() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn approvals_get_documented_defaults_and_checked_values() -> Result<()> {
+    assert!(load(MINIMAL)?.approvals.is_none());
+    let config = load(&format!(
+        "{MINIMAL}approvals: {{store_path: state/approvals.db}}\n"
+    ))?;
+    let approvals = config.approvals.context("approvals")?;
+    assert_eq!(
+        approvals.store_path,
+        PathBuf::from("/etc/lastmile/state/approvals.db")
+    );
+    assert_eq!(approvals.expire_after, Duration::from_secs(86_400));
+    assert_eq!(approvals.approver_role, "approver");
+    assert_eq!(approvals.max_wait, Duration::from_secs(60));
+    assert!(approvals.webhook.is_none() && approvals.approvers_file.is_none());
+
+    let with = |block: &str| load(&format!("{MINIMAL}approvals: {block}\n"));
+    assert!(with("{store_path: a.db, expire_after_seconds: 0}").is_err());
+    assert!(with("{store_path: a.db, webhook: {url: 'ftp://hooks'}}").is_err());
+    assert!(
+        with("{store_path: a.db, webhook: {url: 'https://hooks.example/x', max_attempts: 0}}")
+            .is_err()
+    );
+    assert!(with("{store_path: a.db, approvers: x}").is_err());
+    assert!(with("{}").is_err());
+    let hook = with("{store_path: a.db, webhook: {url: 'https://hooks.example/x'}}")?;
+    assert_eq!(
+        hook.approvals.and_then(|a| a.webhook).map(|w| w.timeout),
+        Some(Duration::from_secs(5))
+    );
+    Ok(())
+}
+
+#[test]
+fn the_poll_prefix_is_reserved_and_routes_may_set_their_expiry() -> Result<()> {
+    let route = |r: &str| load(&format!("policies: {{dir: p}}\nroutes: [{r}]"));
+    assert!(route("{name: a, prefix: /_lastmile, upstream: http://a}").is_err());
+    assert!(route("{name: a, prefix: /_lastmile/x, upstream: http://a}").is_err());
+    assert!(route("{name: a, prefix: /_lastmilex, upstream: http://a}").is_ok());
+    assert!(
+        route("{name: a, prefix: /a, upstream: http://a, approval_expire_after_seconds: 0}")
+            .is_err()
+    );
+    let config =
+        route("{name: a, prefix: /a, upstream: http://a, approval_expire_after_seconds: 60}")?;
+    assert_eq!(
+        config.routes[0].approval_expire_after,
+        Some(Duration::from_secs(60))
+    );
+    Ok(())
+}
