@@ -20,6 +20,8 @@ use std::sync::Arc;
 
 /// Request bodies on the approver side are a comment at most.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// The whole body must arrive within this time.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Comments longer than this are refused rather than cut.
 pub const MAX_COMMENT_CHARS: usize = 2000;
 
@@ -258,17 +260,21 @@ impl CommentTooLong {
 
 /// The request body, up to [`MAX_BODY_BYTES`].
 pub async fn read_body(request: Request<Incoming>) -> Result<Bytes, Response<ResponseBody>> {
-    Limited::new(request.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|_| {
-            error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the request body is too large",
-            )
-        })
+    let collect = Limited::new(request.into_body(), MAX_BODY_BYTES).collect();
+    // A comment arrives at once; a body trickling in would only hold a connection open.
+    match tokio::time::timeout(BODY_READ_TIMEOUT, collect).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(_)) => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the request body is too large",
+        )),
+        Err(_) => Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            "the request body did not arrive in time",
+        )),
+    }
 }
 
 pub fn auth_error(e: AuthError) -> Response<ResponseBody> {

@@ -1,0 +1,231 @@
+//! The approvers' web page on the admin port: server-rendered HTML, no script at all.
+//!
+//! - Sign-in exchanges an approver token for a session cookie (`HttpOnly`,
+//!   `SameSite=Strict`, path `/ui`); sessions live in memory, so a restart signs out.
+//! - Every value from a request or the store is HTML-escaped; the CSP forbids scripts
+//!   outright, so even an escaping mistake could not run one.
+//! - Every form post must carry the session's CSRF token, and a browser's `Origin` /
+//!   `Sec-Fetch-Site` must say same-origin.
+//! - `frame-ancestors 'none'` and `X-Frame-Options: DENY` stop clickjacking.
+
+mod html;
+mod session;
+
+use super::api::{self, check_comment, ApproverSide};
+use super::auth::Approver;
+use super::rfc3339;
+use super::store::{Filter, State};
+use crate::pipeline::ResponseBody;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use std::fmt::Write as _;
+
+use html::{
+    clear_cookie, document, esc, forbidden, login_page, page_error, pending_card, redirect,
+};
+pub use session::Sessions;
+use session::{form_value, same_origin, COOKIE, SESSION_TTL};
+
+impl ApproverSide {
+    pub(super) async fn page(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+        let path = request.uri().path().to_string();
+        let method = request.method().clone();
+        match (method, path.as_str()) {
+            (Method::GET, "/ui" | "/ui/") => redirect("/ui/approvals", None),
+            (Method::GET, "/ui/approvals") => {
+                let notice = form_value(request.uri().query().unwrap_or(""), "notice");
+                match self.sessions.find(request.headers()) {
+                    Some((approver, csrf)) => self.page_list(&approver, &csrf, notice).await,
+                    None => login_page(None),
+                }
+            }
+            (Method::POST, "/ui/login") => self.login(request).await,
+            (Method::POST, "/ui/logout") => {
+                if !same_origin(request.headers()) {
+                    return forbidden("cross-origin request refused");
+                }
+                self.sessions.remove(request.headers());
+                redirect("/ui/approvals", Some(clear_cookie()))
+            }
+            (Method::POST, p) => match p
+                .strip_prefix("/ui/approvals/")
+                .and_then(|rest| rest.split_once('/'))
+            {
+                Some((id, action @ ("approve" | "deny"))) => {
+                    let (id, action) = (id.to_string(), action.to_string());
+                    self.page_decide(request, &id, &action).await
+                }
+                _ => page_error(StatusCode::NOT_FOUND, "No such page."),
+            },
+            _ => page_error(StatusCode::NOT_FOUND, "No such page."),
+        }
+    }
+
+    async fn login(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+        if !same_origin(request.headers()) {
+            return forbidden("cross-origin request refused");
+        }
+        let body = match api::read_body(request).await {
+            Ok(body) => body,
+            Err(response) => return response,
+        };
+        let token = form_value(&String::from_utf8_lossy(&body), "token").unwrap_or_default();
+        match self.auth.check(token.trim()) {
+            Ok(approver) => match self.sessions.create(approver) {
+                Some(id) => {
+                    let cookie = format!(
+                        "{COOKIE}={id}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}",
+                        SESSION_TTL.as_secs()
+                    );
+                    redirect("/ui/approvals", Some(cookie))
+                }
+                None => page_error(StatusCode::SERVICE_UNAVAILABLE, "Too many sessions."),
+            },
+            Err(e) => {
+                let mut response = login_page(Some(&e.to_string()));
+                *response.status_mut() = StatusCode::UNAUTHORIZED;
+                response
+            }
+        }
+    }
+
+    async fn page_decide(
+        &self,
+        request: Request<Incoming>,
+        id: &str,
+        action: &str,
+    ) -> Response<ResponseBody> {
+        let Some((approver, csrf)) = self.sessions.find(request.headers()) else {
+            return redirect("/ui/approvals", None);
+        };
+        if !same_origin(request.headers()) {
+            return forbidden("cross-origin request refused");
+        }
+        let body = match api::read_body(request).await {
+            Ok(body) => body,
+            Err(response) => return response,
+        };
+        let form = String::from_utf8_lossy(&body).into_owned();
+        let sent = form_value(&form, "csrf").unwrap_or_default();
+        if !super::auth::constant_time_eq(sent.as_bytes(), csrf.as_bytes()) {
+            return forbidden("the form's CSRF token is missing or stale; reload the page");
+        }
+        let comment = match check_comment(form_value(&form, "comment")) {
+            Ok(comment) => comment,
+            Err(too_long) => return too_long.response(),
+        };
+        let to = if action == "approve" {
+            State::Approved
+        } else {
+            State::Denied
+        };
+        let notice = match self.apply(id, &approver, comment, to).await {
+            Ok(a) => format!("Approval {} is now {}.", a.id, a.state.as_str()),
+            Err(e) => {
+                let response = api::decide_error(e);
+                let status = response.status();
+                let text = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|c| c.to_bytes())
+                    .unwrap_or_default();
+                let message = serde_json::from_slice::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| status.to_string());
+                format!("Not done: {message}")
+            }
+        };
+        let location = format!(
+            "/ui/approvals?{}",
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("notice", &notice)
+                .finish()
+        );
+        redirect(&location, None)
+    }
+
+    async fn page_list(
+        &self,
+        approver: &Approver,
+        csrf: &str,
+        notice: Option<String>,
+    ) -> Response<ResponseBody> {
+        let pending = self
+            .approvals
+            .list(Filter {
+                state: Some(State::Pending),
+                limit: 200,
+                ..Filter::default()
+            })
+            .await;
+        let recent = self
+            .approvals
+            .list(Filter {
+                limit: 100,
+                ..Filter::default()
+            })
+            .await;
+        let (pending, recent) = match (pending, recent) {
+            (Ok(p), Ok(r)) => (p, r),
+            _ => {
+                return page_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The approval store is unavailable.",
+                )
+            }
+        };
+        let now = self.approvals.now_ms();
+        let mut html = String::new();
+        let _ = write!(
+            html,
+            "<header><h1>Pending approvals</h1><p>Signed in as <b id=\"approver\">{}</b>. \
+             <form method=\"post\" action=\"/ui/logout\" class=\"inline\">\
+             <button type=\"submit\">Sign out</button></form></p></header>",
+            esc(&approver.name)
+        );
+        if let Some(notice) = notice {
+            let _ = write!(
+                html,
+                "<p id=\"notice\" role=\"status\">{}</p>",
+                esc(&notice)
+            );
+        }
+        if pending.is_empty() {
+            html.push_str("<p id=\"empty\">Nothing is waiting for a decision.</p>");
+        }
+        for a in &pending {
+            pending_card(&mut html, a, now, csrf, approver);
+        }
+        html.push_str(
+            "<h2>History</h2><table id=\"history\"><thead><tr><th>created</th><th>id</th>\
+             <th>route</th><th>user</th><th>state</th><th>decided by</th><th>comment</th>\
+             <th>upstream</th></tr></thead><tbody>",
+        );
+        for a in recent.iter().filter(|a| a.state != State::Pending) {
+            let _ = write!(
+                html,
+                "<tr id=\"history-{id}\" data-state=\"{state}\"><td>{created}</td><td><code>{id}</code></td>\
+                 <td>{route}</td><td>{user}</td><td class=\"state\">{state}</td><td>{by}</td>\
+                 <td>{comment}</td><td>{upstream}</td></tr>",
+                id = esc(&a.id),
+                state = esc(a.state.as_str()),
+                created = esc(&rfc3339(a.created_ms)),
+                route = esc(&a.route),
+                user = esc(a.user.as_deref().unwrap_or("-")),
+                by = esc(a.decided_by.as_deref().unwrap_or("-")),
+                comment = esc(a.comment.as_deref().unwrap_or("")),
+                upstream = a
+                    .response
+                    .as_ref()
+                    .map(|r| r.status.to_string())
+                    .or_else(|| a.failure.as_ref().map(|f| esc(&f.code)))
+                    .unwrap_or_default(),
+            );
+        }
+        html.push_str("</tbody></table>");
+        document("Pending approvals", &html)
+    }
+}

@@ -1,0 +1,125 @@
+//! Signed-in approvers (in memory: a restart signs everyone out) and the checks every
+//! form post passes: a live session, its CSRF token, and a same-origin browser.
+
+use super::super::auth::Approver;
+use http::{header, HeaderMap};
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+pub const COOKIE: &str = "lastmile_approver";
+pub const SESSION_TTL: Duration = Duration::from_secs(8 * 60 * 60);
+/// Sessions beyond this many are refused rather than grown without bound.
+const MAX_SESSIONS: usize = 10_000;
+
+struct Session {
+    approver: Approver,
+    csrf: String,
+    expires: Instant,
+}
+
+/// Signed-in approvers, by session id.
+#[derive(Default)]
+pub struct Sessions(Mutex<HashMap<String, Session>>);
+
+impl Sessions {
+    pub fn create(&self, approver: Approver) -> Option<String> {
+        let id = crate::approval::new_id().ok()?;
+        let csrf = crate::approval::new_id().ok()?;
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        map.retain(|_, s| s.expires > now);
+        if map.len() >= MAX_SESSIONS {
+            return None;
+        }
+        map.insert(
+            id.clone(),
+            Session {
+                approver,
+                csrf,
+                expires: now + SESSION_TTL,
+            },
+        );
+        Some(id)
+    }
+
+    /// The approver and CSRF token of the request's session, if it is live.
+    pub fn find(&self, headers: &HeaderMap) -> Option<(Approver, String)> {
+        let id = cookie(headers, COOKIE)?;
+        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(&id)
+            .filter(|s| s.expires > Instant::now())
+            .map(|s| (s.approver.clone(), s.csrf.clone()))
+    }
+
+    pub fn remove(&self, headers: &HeaderMap) {
+        if let Some(id) = cookie(headers, COOKIE) {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&id);
+        }
+    }
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// A browser tells where a form post came from; anything but this origin is refused.
+/// Clients that send neither header (curl) still need the session and its CSRF token.
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        if site.as_bytes() != b"same-origin" {
+            return false;
+        }
+    }
+    match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(origin) => {
+            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+            host.is_some_and(|host| {
+                origin == format!("http://{host}") || origin == format!("https://{host}")
+            })
+        }
+    }
+}
+
+pub fn form_value(form: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(form.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn origin_checks() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:15002"));
+        assert!(same_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:15002"),
+        );
+        assert!(same_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
+        assert!(!same_origin(&h));
+        h.remove(header::ORIGIN);
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(!same_origin(&h));
+    }
+}

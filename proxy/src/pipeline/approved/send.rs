@@ -1,0 +1,161 @@
+//! Sending an approved request once, under its dedup window, and keeping the answer.
+
+use super::super::dedup::{self as dedup_step, Exchange};
+use super::super::{Proxy, ResponseBody, Route};
+use super::{failure, Ready, Sent};
+use crate::approval::store::State;
+use crate::dedup::state::{Begin, StoredHeader, StoredResponse};
+use crate::refusal::Refusal;
+use crate::upstream::{self, UpstreamFailure};
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response};
+use http_body_util::{BodyExt, Full, Limited};
+
+impl Proxy {
+    /// Sends the request once, under its dedup window when it has one.
+    pub(super) async fn send_approved(&self, ready: Ready) -> Sent {
+        let Some(route) = self.routes.get(ready.route) else {
+            return Sent {
+                state: State::Failed,
+                response: None,
+                failure: Some(failure("route_gone", "the route is no longer configured")),
+            };
+        };
+        let limit = self
+            .approvals
+            .as_ref()
+            .map_or(0, |a| a.config.max_response_bytes);
+        let sent_at = std::time::Instant::now();
+        let result = match ready.attempt {
+            None => upstream::send(&route.client, ready.request, route.config.timeout)
+                .await
+                .map(super::super::respond)
+                .map_err(|f| match f {
+                    UpstreamFailure::Unreachable => Refusal::UpstreamUnreachable,
+                    UpstreamFailure::Timeout => Refusal::UpstreamTimeout,
+                    UpstreamFailure::Broken => Refusal::UpstreamFailed,
+                }),
+            Some(attempt) => self.send_under_window(route, &attempt, ready.request).await,
+        };
+        route
+            .metrics
+            .upstream_duration
+            .observe(sent_at.elapsed().as_secs_f64());
+        match result {
+            Ok(response) => keep(response, limit, route.config.timeout).await,
+            Err(refusal) => {
+                let state = match refusal {
+                    Refusal::UpstreamTimeout | Refusal::UpstreamFailed => State::OutcomeUnknown,
+                    _ => State::Failed,
+                };
+                Sent {
+                    state,
+                    response: None,
+                    failure: Some(failure(refusal.code(), refusal.to_string())),
+                }
+            }
+        }
+    }
+
+    async fn send_under_window(
+        &self,
+        route: &Route,
+        attempt: &crate::dedup::state::Attempt,
+        mut request: Request<Full<Bytes>>,
+    ) -> Result<Response<ResponseBody>, Refusal> {
+        let begun =
+            crate::dedup::begin_or_wait(self.dedup.as_ref(), attempt, route.config.dedup.wait)
+                .await;
+        match begun {
+            Ok(Begin::Taken { token }) => {
+                if let Some(name) = &route.config.dedup.upstream_idempotency_header {
+                    if let Ok(value) = HeaderValue::from_str(&attempt.key.to_string()) {
+                        request.headers_mut().insert(name.clone(), value);
+                    }
+                }
+                let exchange = Exchange {
+                    store: self.dedup.clone(),
+                    client: route.client.clone(),
+                    request,
+                    timeout: route.config.timeout,
+                    key: attempt.key,
+                    token,
+                    max_stored_body_bytes: route.config.dedup.max_stored_body_bytes,
+                    unknown_hold: route.config.dedup.unknown_hold,
+                };
+                exchange.run().await.response
+            }
+            Ok(Begin::Completed(stored)) => Ok(dedup_step::replay(stored)),
+            Ok(Begin::InFlight) => Err(Refusal::DuplicateInFlight),
+            Ok(Begin::Unknown { reason }) => Err(Refusal::OutcomeUnknown(reason)),
+            Ok(Begin::NotRetained { status }) => Err(Refusal::CompletedNotRetained(status)),
+            Ok(Begin::Mismatch) => Err(Refusal::IdempotencyKeyMismatch),
+            Ok(Begin::Full) => Err(Refusal::DedupFull),
+            Err(_) => Err(Refusal::DedupUnavailable),
+        }
+    }
+}
+
+/// Reads the upstream's answer for keeping: 2xx/3xx succeeded, 4xx failed (the
+/// upstream refused to act), 5xx outcome unknown. A body over `limit` is not kept; the
+/// status is, with a header saying so.
+async fn keep(
+    response: Response<ResponseBody>,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Sent {
+    let (parts, body) = response.into_parts();
+    let status = parts.status;
+    let state = if status.is_server_error() {
+        State::OutcomeUnknown
+    } else if status.is_client_error() {
+        State::Failed
+    } else {
+        State::Succeeded
+    };
+    let mut headers: Vec<StoredHeader> = parts
+        .headers
+        .iter()
+        .filter(|(name, _)| **name != http::header::SET_COOKIE && **name != http::header::DATE)
+        .filter(|(name, _)| name.as_str() != dedup_step::REPLAYED_HEADER)
+        .map(|(name, value)| StoredHeader {
+            name: name.as_str().to_string(),
+            value: Bytes::copy_from_slice(value.as_bytes()),
+        })
+        .collect();
+    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
+    let body = match collected {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        _ => {
+            headers.retain(|h| !h.name.eq_ignore_ascii_case("content-length"));
+            headers.push(StoredHeader {
+                name: "lastmile-body-omitted".into(),
+                value: Bytes::from_static(b"the upstream's body was too large or broke off"),
+            });
+            Bytes::new()
+        }
+    };
+    let failure = match state {
+        State::Failed => Some(failure(
+            "upstream_refused",
+            format!("the upstream answered {}", status.as_u16()),
+        )),
+        State::OutcomeUnknown => Some(failure(
+            "upstream_error",
+            format!(
+                "the upstream answered {}; the outcome is unknown",
+                status.as_u16()
+            ),
+        )),
+        _ => None,
+    };
+    Sent {
+        state,
+        response: Some(StoredResponse {
+            status: status.as_u16(),
+            headers,
+            body,
+        }),
+        failure,
+    }
+}
