@@ -9,6 +9,9 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Approver {
     pub name: String,
+    /// When the credential stops being valid (a JWT's `exp`, seconds since the epoch);
+    /// a page session never outlives it.
+    pub valid_until: Option<u64>,
 }
 
 /// Why a caller is not an approver. Messages never echo the credential.
@@ -61,7 +64,10 @@ impl ApproverAuth {
                 AuthError::Unavailable
             })?;
             if let Some(name) = find_token(&text, token) {
-                return Ok(Approver { name });
+                return Ok(Approver {
+                    name,
+                    valid_until: None,
+                });
             }
         }
         let Some(verifier) = &self.verifier else {
@@ -78,7 +84,14 @@ impl ApproverAuth {
             return Err(AuthError::Invalid);
         };
         if has_role(&user.claims, &self.role) {
-            Ok(Approver { name: sub })
+            let exp = match &user.claims["exp"] {
+                regorus::Value::Number(n) => n.as_u64(),
+                _ => None,
+            };
+            Ok(Approver {
+                name: sub,
+                valid_until: exp,
+            })
         } else {
             Err(AuthError::NotApprover)
         }

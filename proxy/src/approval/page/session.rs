@@ -29,6 +29,13 @@ impl Sessions {
         let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         map.retain(|_, s| s.expires > now);
+        // A session ends with the sign-in credential (a JWT's `exp`), or after the TTL.
+        let ttl = approver
+            .valid_until
+            .map(|exp| {
+                Duration::from_secs(exp.saturating_sub(crate::approval::system_now_ms() / 1000))
+            })
+            .map_or(SESSION_TTL, |left| left.min(SESSION_TTL));
         if map.len() >= MAX_SESSIONS {
             return None;
         }
@@ -37,7 +44,7 @@ impl Sessions {
             Session {
                 approver,
                 csrf,
-                expires: now + SESSION_TTL,
+                expires: now + ttl,
             },
         );
         Some(id)
