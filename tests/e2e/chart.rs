@@ -902,6 +902,8 @@ fn chart_schema_rejects_unknown_keys_and_bad_values() -> Result<()> {
         ("proxy.listenPortt=15001", "listenPortt"),
         ("metrics.serviceMonitor.enabeld=true", "enabeld"),
         ("proxy.adminPort=0", "adminPort"),
+        ("approvals.webhook.urll=x", "urll"),
+        ("approvals.webhook.url=ftp://hooks", "url"),
     ] {
         let stderr = helm.template_fails(&["--set", set])?;
         ensure!(
@@ -936,6 +938,11 @@ fn chart_schema_rejects_unknown_keys_and_bad_values() -> Result<()> {
             "identity.yaml",
             "identity:\n  enabled: true\n",
             "identity.enabled",
+        ),
+        (
+            "approvers.yaml",
+            "approvals:\n  enabled: true\n",
+            "approvals.enabled",
         ),
     ] {
         let file = values_file(&dir, name, values)?;
@@ -977,7 +984,12 @@ fn check_paths_are_mounted(config: &Value, container: &Value, label: &str) -> Re
         .collect();
     let mut paths: Vec<String> = Vec::new();
     paths.extend(text(config, "policies.dir").map(|d| format!("{d}/x")));
-    for key in ["identity.keys_file", "identity.hs256_secret_file"] {
+    for key in [
+        "identity.keys_file",
+        "identity.hs256_secret_file",
+        "approvals.store_path",
+        "approvals.approvers_file",
+    ] {
         paths.extend(text(config, key).map(String::from));
     }
     for route in list(config, "routes") {
@@ -1053,17 +1065,36 @@ fn chart_config_is_accepted_by_the_lastmile_config_parser() -> Result<()> {
         check_paths_are_mounted(&config, container, label)?;
     }
 
-    // Values the proxy knows nothing about yet never reach its config file; the Redis
-    // URL (a secret) reaches it only as the name of an environment variable.
+    // Values the proxy knows nothing about never reach its config file; the Redis URL (a
+    // secret) reaches it only as the name of an environment variable.
     let rendered = helm.render(&["-f", ALL_FEATURES])?;
     let all = rendered.config_text("agent-lastmile")?;
-    for absent in ["approval", "persistence", "redis://"] {
+    for absent in ["persistence", "redis://", "secretName"] {
         ensure!(
             !all.contains(absent),
             "{absent} leaked into the config:\n{all}"
         );
     }
     let parsed = lastmile::config::Config::from_yaml(&all, Path::new("/etc/lastmile/config"))?;
+    let approvals = parsed
+        .approvals
+        .as_ref()
+        .context("approvals not rendered")?;
+    ensure!(
+        approvals.store_path == Path::new("/var/lib/lastmile/approvals.db")
+            && approvals.approvers_file.as_deref()
+                == Some(Path::new("/etc/lastmile/approvers/approvers"))
+            && approvals.expire_after == std::time::Duration::from_secs(3600)
+            && approvals.webhook.is_some(),
+        "approvals {approvals:?}"
+    );
+    ensure!(
+        helm.render(&["-f", EXAMPLE])?
+            .config_text("agent-lastmile")?
+            .lines()
+            .all(|l| !l.starts_with("approvals:")),
+        "approvals are off unless enabled"
+    );
     match &parsed.dedup.store {
         lastmile::config::DedupStoreConfig::Redis(redis) => ensure!(
             redis.key_prefix == "lastmile:dedup:agent:",

@@ -101,6 +101,7 @@ volume, so every volume is mounted whole (no subPath) and updates in place. */}}
 {{- define "lastmile.credentialsDir" -}}/etc/lastmile/credentials{{- end -}}
 {{- define "lastmile.identityKeysDir" -}}/etc/lastmile/identity/keys{{- end -}}
 {{- define "lastmile.identityHs256Dir" -}}/etc/lastmile/identity/hs256{{- end -}}
+{{- define "lastmile.approversDir" -}}/etc/lastmile/approvers{{- end -}}
 
 {{/* Cross-field checks the JSON schema cannot express; fails the render with a reason. */}}
 {{- define "lastmile.validate" -}}
@@ -132,6 +133,9 @@ volume, so every volume is mounted whole (no subPath) and updates in place. */}}
 {{- end -}}
 {{- if and $v.dedup.redis.url $v.dedup.redis.existingSecret -}}
 {{- fail "dedup.redis: set url or existingSecret, not both" -}}
+{{- end -}}
+{{- if and $v.approvals.enabled (not $v.approvals.approvers.secretName) (not $v.identity.enabled) -}}
+{{- fail "approvals.enabled: set approvals.approvers.secretName or enable identity (approver JWTs), or nobody can approve" -}}
 {{- end -}}
 {{- end -}}
 
@@ -190,6 +194,21 @@ own defaults apply. */}}
 {{- if or $v.dedup.redis.url $v.dedup.redis.existingSecret -}}
 {{- $redis := dict "url_env" "LASTMILE_DEDUP_REDIS_URL" "key_prefix" ($v.dedup.redis.keyPrefix | default (printf "lastmile:dedup:%s:" .Release.Name)) -}}
 {{- $_ := set $config "dedup" (dict "store" "redis" "redis" $redis) -}}
+{{- end -}}
+{{- if $v.approvals.enabled -}}
+{{- $approvals := dict
+  "store_path" (printf "%s/approvals.db" $v.state.mountPath)
+  "expire_after_seconds" (int64 $v.approvals.expireAfterSeconds)
+  "approver_role" $v.approvals.approverRole
+  "max_wait_seconds" (int64 $v.approvals.maxWaitSeconds) -}}
+{{- if $v.approvals.approvers.secretName -}}
+{{- $_ := set $approvals "approvers_file" (printf "%s/%s" (include "lastmile.approversDir" .) $v.approvals.approvers.key) -}}
+{{- end -}}
+{{- if $v.approvals.publicUrl }}{{ $_ := set $approvals "public_url" $v.approvals.publicUrl }}{{ end -}}
+{{- if $v.approvals.webhook.url -}}
+{{- $_ := set $approvals "webhook" (dict "url" $v.approvals.webhook.url "timeout_ms" (int64 $v.approvals.webhook.timeoutMs) "max_attempts" (int64 $v.approvals.webhook.maxAttempts)) -}}
+{{- end -}}
+{{- $_ := set $config "approvals" $approvals -}}
 {{- end -}}
 {{- $config = mustMergeOverwrite $config (deepCopy $v.proxy.extraConfig) -}}
 {{- toYaml $config -}}

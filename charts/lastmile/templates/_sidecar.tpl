@@ -110,6 +110,11 @@ policy ConfigMaps the volumes name, so install it in the same namespace.
       readOnly: true
     {{- end }}
     {{- end }}
+    {{- if and $v.approvals.enabled $v.approvals.approvers.secretName }}
+    - name: lastmile-approvers
+      mountPath: {{ include "lastmile.approversDir" . }}
+      readOnly: true
+    {{- end }}
     - name: lastmile-state
       mountPath: {{ $v.state.mountPath }}
     {{- with $v.sidecar.extraVolumeMounts }}
@@ -177,6 +182,14 @@ running sidecar (policies are hot-reloaded, credential files re-read). */}}
       - key: {{ $v.identity.hs256.key }}
         path: {{ $v.identity.hs256.key }}
 {{- end }}
+{{- end }}
+{{- if and $v.approvals.enabled $v.approvals.approvers.secretName }}
+- name: lastmile-approvers
+  secret:
+    secretName: {{ $v.approvals.approvers.secretName }}
+    items:
+      - key: {{ $v.approvals.approvers.key }}
+        path: {{ $v.approvals.approvers.key }}
 {{- end }}
 - name: lastmile-state
 {{- if $v.state.persistence.enabled }}
