@@ -713,3 +713,43 @@ async fn a_webhook_announces_new_approvals_without_delaying_the_agent() -> Resul
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_approval_approved_before_a_stop_but_never_started_runs_after_the_restart() -> Result<()>
+{
+    use lastmile::approval::sqlite::SqliteStore;
+    use lastmile::approval::store::{ApprovalStore, State, Transition, Transitioned};
+    let upstream = Upstream::start(Behaviour::created()).await?;
+    let setup = setup(&upstream, |r| r);
+    let proxy = workspace()?.start(&setup).await?;
+    let id = park(&proxy, "INV-00000021").await?;
+    let workspace = proxy.kill();
+    // As if the process stopped right after the approval was recorded: nothing was sent.
+    {
+        let store = SqliteStore::open(&workspace.path("state/approvals.db"))?;
+        let approve = Transition {
+            from: State::Pending,
+            to: State::Approved,
+            at_ms: lastmile::approval::system_now_ms(),
+            actor: "alice".into(),
+            comment: None,
+            response: None,
+            failure: None,
+        };
+        ensure!(matches!(
+            store.transition(&id, &approve)?,
+            Transitioned::Done(_)
+        ));
+    }
+    let proxy = workspace.start(&setup).await?;
+    eventually(
+        "the resumed execution",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async { Ok((show(&proxy, &id).await?["state"] == "succeeded").then_some(())) },
+    )
+    .await?;
+    ensure!(upstream.received().len() == 1);
+    ensure!(upstream.received()[0].header("x-approved-by").as_deref() == Some("alice"));
+    Ok(())
+}
