@@ -273,9 +273,12 @@ impl Proxy {
             .await
     }
 
-    /// The proxy's process id.
+    /// The proxy's process id (this test process's, for a proxy served in-process).
     pub fn pid(&self) -> u32 {
-        self._child.0.id()
+        match &self.running {
+            Running::Child(guard) => guard.0.id(),
+            Running::Task(..) => std::process::id(),
+        }
     }
 
     pub fn workspace(&self) -> &Workspace {
