@@ -111,9 +111,18 @@ fn final_status(a: &Approval) -> StatusCode {
         (State::OutcomeUnknown, _) => StatusCode::GATEWAY_TIMEOUT,
         (_, Some("denied" | "policy_error")) => StatusCode::FORBIDDEN,
         (_, Some("credential_unavailable" | "route_gone")) => StatusCode::INTERNAL_SERVER_ERROR,
-        (_, Some(code)) if code.starts_with("dedup") || code.contains("duplicate") => {
-            StatusCode::CONFLICT
-        }
+        // The dedup window refused it: an identical request is in flight or its outcome
+        // is unknown; nothing was sent for this approval.
+        (
+            _,
+            Some(
+                "duplicate_in_flight"
+                | "outcome_unknown"
+                | "completed_not_retained"
+                | "idempotency_key_mismatch",
+            ),
+        ) => StatusCode::CONFLICT,
+        (_, Some("dedup_store_full" | "dedup_unavailable")) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_GATEWAY,
     }
 }
@@ -149,4 +158,21 @@ fn final_body(a: &Approval) -> serde_json::Value {
         body["error"]["outcome"] = "unknown".into();
     }
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_are_parsed_and_capped() {
+        let max = Duration::from_secs(60);
+        let wait = |q: Option<&str>| wait_from_query(q, max).ok();
+        assert_eq!(wait(None), Some(Duration::ZERO));
+        assert_eq!(wait(Some("wait=30s")), Some(Duration::from_secs(30)));
+        assert_eq!(wait(Some("x=1&wait=5")), Some(Duration::from_secs(5)));
+        assert_eq!(wait(Some("wait=500ms")), Some(Duration::from_millis(500)));
+        assert_eq!(wait(Some("wait=2h")), Some(max));
+        assert_eq!(wait(Some("wait=soon")), None);
+    }
 }
