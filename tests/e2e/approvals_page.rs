@@ -1,7 +1,7 @@
 //! The approvers' web page: its security headers, sign-in, CSRF and origin checks over
 //! plain HTTP, and the whole flow in a real headless Chromium driven over WebDriver.
 
-use crate::approvals::{park, poll, start, token, AGENT_USER};
+use crate::harness::approvals::{park, poll, start, token, AGENT_USER};
 use crate::harness::client::{self, Reply};
 use crate::harness::upstream::CREATED_BODY;
 use crate::harness::webdriver::Browser;

@@ -5,6 +5,7 @@ mod harness;
 
 mod approvals;
 mod approvals_page;
+mod approvals_safety;
 mod chart;
 mod dedup;
 mod dedup_store;

@@ -1,6 +1,7 @@
 //! What every test needs: a recording upstream, the proxy as a child process, an HTTP
 //! client, signed identity tokens, a metrics parser, and the test policies.
 
+pub mod approvals;
 pub mod client;
 pub mod config;
 pub mod jwt;

@@ -1,0 +1,236 @@
+//! What approvals must never do, through the real binary: execute twice (racing
+//! decisions, restarts), send what the policy now denies, or let anyone but another
+//! authenticated approver decide, or anyone but the acting user see the result.
+
+use crate::harness::approvals::*;
+use crate::harness::{assert_refusal, eventually, jwt, Behaviour, Upstream};
+use anyhow::{bail, ensure, Result};
+use http::Method;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::test]
+async fn racing_decisions_have_exactly_one_outcome_and_at_most_one_upstream_call() -> Result<()> {
+    let upstream = Upstream::start(Behaviour::created()).await?;
+    let proxy = Arc::new(start(&upstream).await?);
+    for round in 0..4 {
+        let id = park(&proxy, &format!("INV-1000000{round}")).await?;
+        // Rounds alternate: two approvers approving, and an approve racing a deny.
+        let second = if round % 2 == 0 { "approve" } else { "deny" };
+        let (a, b) = tokio::join!(
+            decide(&proxy, "alice", &id, "approve", None),
+            decide(&proxy, "bob", &id, second, None)
+        );
+        let (a, b) = (a?, b?);
+        let statuses = [a.status, b.status];
+        ensure!(
+            statuses.contains(&200) && statuses.contains(&409),
+            "round {round}: {statuses:?} {} {}",
+            a.text(),
+            b.text()
+        );
+        let shown = show(&proxy, &id).await?;
+        let state = shown["state"].as_str().unwrap_or("");
+        let sent = upstream
+            .received()
+            .iter()
+            .filter(|r| r.header("x-approval-id").as_deref() == Some(id.as_str()))
+            .count();
+        match state {
+            "succeeded" => ensure!(sent == 1, "round {round}: {sent} calls"),
+            "denied" => ensure!(sent == 0, "round {round}: {sent} calls"),
+            other => bail!("round {round}: unexpected state {other}"),
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_policy_that_now_denies_fails_the_approval_and_sends_nothing() -> Result<()> {
+    let upstream = Upstream::start(Behaviour::created()).await?;
+    let proxy = start(&upstream).await?;
+    let id = park(&proxy, "INV-00000009").await?;
+    let before = proxy.admin_get("/readyz").await?.json()?["policy_revision"].clone();
+    // The invoice is paid meanwhile.
+    proxy.workspace().write(
+        "policies/data.json",
+        r#"{"billing": {"paid": ["INV-00000009"]}}"#,
+    )?;
+    eventually(
+        "the new bundle to load",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async {
+            let now = proxy.admin_get("/readyz").await?.json()?["policy_revision"].clone();
+            Ok((now != before).then_some(()))
+        },
+    )
+    .await?;
+    let approved = decide(&proxy, "alice", &id, "approve", None).await?;
+    ensure!(approved.status == 200, "{}", approved.text());
+    let approved = approved.json()?;
+    ensure!(approved["state"] == "failed", "{approved}");
+    ensure!(approved["failure"]["code"] == "denied", "{approved}");
+    ensure!(
+        approved["failure"]["reasons"][0]["code"] == "invoice_paid",
+        "{approved}"
+    );
+    ensure!(upstream.received().is_empty(), "nothing may be sent");
+    let reply = poll(&proxy, AGENT_USER, &id, "").await?;
+    ensure!(reply.status == 403, "{}: {}", reply.status, reply.text());
+    ensure!(reply.json()?["error"]["reasons"][0]["code"] == "invoice_paid");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_restart_keeps_pending_approvals_and_never_resends_an_interrupted_one() -> Result<()> {
+    // The upstream holds the executing request until the proxy is killed.
+    let upstream = Upstream::start(Behaviour::Sleep(Duration::from_secs(60))).await?;
+    let setup = setup(&upstream, |r| r.timeout_ms(120_000));
+    let proxy = Arc::new(workspace()?.start(&setup).await?);
+    let executing = park(&proxy, "INV-00000011").await?;
+    let pending = park(&proxy, "INV-00000012").await?;
+    let approving = {
+        let (proxy, id) = (proxy.clone(), executing.clone());
+        tokio::spawn(async move { decide(&proxy, "alice", &id, "approve", None).await })
+    };
+    eventually(
+        "the approval to be executing",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async { Ok((show(&proxy, &executing).await?["state"] == "executing").then_some(())) },
+    )
+    .await?;
+    eventually(
+        "the upstream to receive it",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async { Ok((upstream.received().len() == 1).then_some(())) },
+    )
+    .await?;
+    approving.abort();
+    let _ = approving.await;
+    let proxy = Arc::try_unwrap(proxy).map_err(|_| anyhow::anyhow!("proxy still shared"))?;
+    let workspace = proxy.kill();
+    let proxy = workspace.start(&setup).await?;
+
+    let interrupted = show(&proxy, &executing).await?;
+    ensure!(interrupted["state"] == "outcome_unknown", "{interrupted}");
+    ensure!(
+        interrupted["failure"]["code"] == "interrupted",
+        "{interrupted}"
+    );
+    ensure!(show(&proxy, &pending).await?["state"] == "pending");
+    let reply = poll(&proxy, AGENT_USER, &executing, "").await?;
+    ensure!(reply.status == 504, "{}: {}", reply.status, reply.text());
+    ensure!(reply.json()?["error"]["outcome"] == "unknown");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ensure!(upstream.received().len() == 1, "never re-sent");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_approval_approved_before_a_stop_but_never_started_runs_after_the_restart() -> Result<()>
+{
+    use lastmile::approval::sqlite::SqliteStore;
+    use lastmile::approval::store::{ApprovalStore, State, Transition, Transitioned};
+    let upstream = Upstream::start(Behaviour::created()).await?;
+    let setup = setup(&upstream, |r| r);
+    let proxy = workspace()?.start(&setup).await?;
+    let id = park(&proxy, "INV-00000021").await?;
+    let workspace = proxy.kill();
+    // As if the process stopped right after the approval was recorded: nothing was sent.
+    {
+        let store = SqliteStore::open(&workspace.path("state/approvals.db"))?;
+        let approve = Transition {
+            from: State::Pending,
+            to: State::Approved,
+            at_ms: lastmile::approval::system_now_ms(),
+            actor: "alice".into(),
+            comment: None,
+            response: None,
+            failure: None,
+        };
+        ensure!(matches!(
+            store.transition(&id, &approve)?,
+            Transitioned::Done(_)
+        ));
+    }
+    let proxy = workspace.start(&setup).await?;
+    eventually(
+        "the resumed execution",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async { Ok((show(&proxy, &id).await?["state"] == "succeeded").then_some(())) },
+    )
+    .await?;
+    ensure!(upstream.received().len() == 1);
+    ensure!(upstream.received()[0].header("x-approved-by").as_deref() == Some("alice"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn approvers_must_authenticate_and_may_not_approve_their_own_requests() -> Result<()> {
+    let upstream = Upstream::start(Behaviour::created()).await?;
+    let proxy = start(&upstream).await?;
+    let id = park(&proxy, "INV-00000013").await?;
+
+    let own = decide(&proxy, AGENT_USER, &id, "approve", None).await?;
+    ensure!(
+        own.status == 403 && own.json()?["error"]["code"] == "self_approval",
+        "{}",
+        own.text()
+    );
+
+    let path = format!("/approvals/{id}/approve");
+    let anonymous = proxy.admin_call(Method::POST, &path, None, None).await?;
+    ensure!(anonymous.status == 401, "{}", anonymous.text());
+    let forged = proxy
+        .admin_call(Method::POST, &path, Some("not-a-token"), None)
+        .await?;
+    ensure!(forged.status == 401, "{}", forged.text());
+    let list = proxy
+        .admin_call(Method::GET, "/approvals", None, None)
+        .await?;
+    ensure!(list.status == 401, "the queue itself needs a credential");
+
+    // JWTs from the identity key set: with the approver role, and without.
+    let mut claims = jwt::claims("carol", "");
+    claims["roles"] = json!(["approver"]);
+    let carol = jwt::sign(&claims, jwt::SECRET)?;
+    let mut claims = jwt::claims("dave", "");
+    claims["roles"] = json!(["viewer"]);
+    let dave = jwt::sign(&claims, jwt::SECRET)?;
+    let no_role = proxy
+        .admin_call(Method::POST, &path, Some(&dave), None)
+        .await?;
+    ensure!(no_role.status == 403 && no_role.json()?["error"]["code"] == "not_an_approver");
+    let forged_jwt = jwt::sign(&claims, "not-the-proxy-secret-but-just-as-long-0123")?;
+    ensure!(
+        proxy
+            .admin_call(Method::GET, "/approvals", Some(&forged_jwt), None)
+            .await?
+            .status
+            == 401
+    );
+    ensure!(upstream.received().is_empty());
+
+    // Another user may not poll it; neither may a request without a token.
+    let other = poll(&proxy, "u_someone_else", &id, "").await?;
+    assert_refusal(&other, 403, "approval_forbidden")?;
+    let anonymous = proxy
+        .get(&format!("/_lastmile/approvals/{id}"), &[])
+        .await?;
+    assert_refusal(&anonymous, 403, "approval_forbidden")?;
+    let unknown = poll(&proxy, AGENT_USER, "0123456789abcdef0123456789abcdef", "").await?;
+    assert_refusal(&unknown, 404, "approval_not_found")?;
+
+    let approved = proxy
+        .admin_call(Method::POST, &path, Some(&carol), None)
+        .await?;
+    ensure!(approved.status == 200, "{}", approved.text());
+    ensure!(approved.json()?["decided_by"] == "carol");
+    ensure!(upstream.received().len() == 1);
+    Ok(())
+}
