@@ -3,8 +3,8 @@
 //! authenticated approver decide, or anyone but the acting user see the result.
 
 use crate::harness::approvals::*;
-use crate::harness::{assert_refusal, eventually, jwt, Behaviour, Upstream};
-use anyhow::{bail, ensure, Result};
+use crate::harness::{assert_refusal, eventually, jwt, Behaviour, RouteSpec, Setup, Upstream};
+use anyhow::{bail, ensure, Context, Result};
 use http::Method;
 use serde_json::json;
 use std::sync::Arc;
@@ -232,5 +232,42 @@ async fn approvers_must_authenticate_and_may_not_approve_their_own_requests() ->
     ensure!(approved.status == 200, "{}", approved.text());
     ensure!(approved.json()?["decided_by"] == "carol");
     ensure!(upstream.received().len() == 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_processes_sharing_one_store_execute_an_approval_once() -> Result<()> {
+    let upstream = Upstream::start(Behaviour::created()).await?;
+    let first = Arc::new(start(&upstream).await?);
+    let shared = first.workspace().path("state/approvals.db");
+    let shared = shared.to_str().context("temporary path is not UTF-8")?;
+    let second = Arc::new(
+        workspace()?
+            .start(
+                &Setup::new(vec![RouteSpec::new("crm", "/crm", upstream.url())])
+                    .approvals_at(shared, ""),
+            )
+            .await?,
+    );
+    for round in 0..3 {
+        let id = park(&first, &format!("INV-2000000{round}")).await?;
+        // The other process sees the approval parked by the first.
+        ensure!(show(&second, &id).await?["state"] == "pending");
+        let (a, b) = tokio::join!(
+            decide(&first, "alice", &id, "approve", None),
+            decide(&second, "bob", &id, "approve", None)
+        );
+        let statuses = [a?.status, b?.status];
+        ensure!(
+            statuses.contains(&200) && statuses.contains(&409),
+            "round {round}: {statuses:?}"
+        );
+        let sent = upstream
+            .received()
+            .iter()
+            .filter(|r| r.header("x-approval-id").as_deref() == Some(id.as_str()))
+            .count();
+        ensure!(sent == 1, "round {round}: {sent} upstream calls");
+    }
     Ok(())
 }

@@ -175,14 +175,20 @@ impl Setup {
 
     /// Enables approvals: the queue in `state/approvals.db`, approvers from
     /// `secrets/approvers`, plus `extra` (YAML mapping entries, e.g. `max_wait_seconds: 5`).
-    pub fn approvals(mut self, extra: &str) -> Self {
+    pub fn approvals(self, extra: &str) -> Self {
+        self.approvals_at("state/approvals.db", extra)
+    }
+
+    /// Enables approvals with the queue in `store_path` (another proxy's, to share it).
+    pub fn approvals_at(mut self, store_path: &str, extra: &str) -> Self {
         let extra = if extra.is_empty() {
             String::new()
         } else {
             format!(", {extra}")
         };
         self.approvals = Some(format!(
-            "{{store_path: state/approvals.db, approvers_file: secrets/approvers{extra}}}"
+            "{{store_path: {}, approvers_file: secrets/approvers{extra}}}",
+            q(store_path)
         ));
         self
     }
