@@ -4,7 +4,7 @@
 
 use crate::harness::approvals::*;
 use crate::harness::upstream::CREATED_BODY;
-use crate::harness::{eventually, Behaviour, RouteSpec, Setup, Upstream};
+use crate::harness::{eventually, Behaviour, Upstream};
 use anyhow::{ensure, Context, Result};
 use http::Method;
 use lastmile::dedup::clock::ManualClock;
@@ -345,7 +345,7 @@ async fn a_webhook_announces_new_approvals_without_delaying_the_agent() -> Resul
     })
     .await?;
     let proxy = workspace()?
-        .start(&Setup::new(vec![RouteSpec::new("crm", "/crm", upstream.url())]).approvals(&format!(
+        .start(&base(&upstream, |r| r).approvals(&format!(
             "public_url: \"http://approvals.example\", webhook: {{url: \"{}/hook\", timeout_ms: 500}}",
             hook.url()
         )))
@@ -375,12 +375,10 @@ async fn a_webhook_announces_new_approvals_without_delaying_the_agent() -> Resul
     // A webhook that never answers does not hold the agent's 202 back.
     let slow = Upstream::start(Behaviour::Sleep(Duration::from_secs(30))).await?;
     let proxy = workspace()?
-        .start(
-            &Setup::new(vec![RouteSpec::new("crm", "/crm", upstream.url())]).approvals(&format!(
-                "webhook: {{url: \"{}/hook\", timeout_ms: 10000}}",
-                slow.url()
-            )),
-        )
+        .start(&base(&upstream, |r| r).approvals(&format!(
+            "webhook: {{url: \"{}/hook\", timeout_ms: 10000}}",
+            slow.url()
+        )))
         .await?;
     let started = std::time::Instant::now();
     park(&proxy, "INV-00000015").await?;

@@ -3,7 +3,7 @@
 //! authenticated approver decide, or anyone but the acting user see the result.
 
 use crate::harness::approvals::*;
-use crate::harness::{assert_refusal, eventually, jwt, Behaviour, RouteSpec, Setup, Upstream};
+use crate::harness::{assert_refusal, eventually, jwt, Behaviour, Upstream};
 use anyhow::{bail, ensure, Context, Result};
 use http::Method;
 use serde_json::json;
@@ -243,10 +243,7 @@ async fn two_processes_sharing_one_store_execute_an_approval_once() -> Result<()
     let shared = shared.to_str().context("temporary path is not UTF-8")?;
     let second = Arc::new(
         workspace()?
-            .start(
-                &Setup::new(vec![RouteSpec::new("crm", "/crm", upstream.url())])
-                    .approvals_at(shared, ""),
-            )
+            .start(&base(&upstream, |r| r).approvals_at(shared, ""))
             .await?,
     );
     for round in 0..3 {

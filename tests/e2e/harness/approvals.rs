@@ -58,7 +58,14 @@ pub fn workspace() -> Result<Workspace> {
 }
 
 pub fn setup(upstream: &Upstream, route: impl FnOnce(RouteSpec) -> RouteSpec) -> Setup {
-    Setup::new(vec![route(RouteSpec::new("crm", "/crm", upstream.url()))]).approvals("")
+    base(upstream, route).approvals("")
+}
+
+/// One route to `upstream`, without the approvals block. The policy gets a generous
+/// evaluation time: on a loaded machine the 100 ms default can run out, and a policy
+/// error on re-evaluation would fail an approval these tests expect to execute.
+pub fn base(upstream: &Upstream, route: impl FnOnce(RouteSpec) -> RouteSpec) -> Setup {
+    Setup::new(vec![route(RouteSpec::new("crm", "/crm", upstream.url()))]).eval_timeout_ms(5_000)
 }
 
 pub async fn start(upstream: &Upstream) -> Result<Proxy> {
