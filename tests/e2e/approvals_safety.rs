@@ -3,6 +3,7 @@
 //! authenticated approver decide, or anyone but the acting user see the result.
 
 use crate::harness::approvals::*;
+use crate::harness::upstream::CREATED_BODY;
 use crate::harness::{assert_refusal, eventually, jwt, Behaviour, Upstream};
 use anyhow::{bail, ensure, Context, Result};
 use http::Method;
@@ -265,6 +266,52 @@ async fn two_processes_sharing_one_store_execute_an_approval_once() -> Result<()
             .filter(|r| r.header("x-approval-id").as_deref() == Some(id.as_str()))
             .count();
         ensure!(sent == 1, "round {round}: {sent} upstream calls");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_shared_intent_gives_each_user_an_approval_and_the_upstream_acts_once() -> Result<()> {
+    let upstream = Upstream::start(Behaviour::created()).await?;
+    let proxy = start(&upstream).await?;
+    let mut ids = Vec::new();
+    for user in [AGENT_USER, "u_colleague"] {
+        let token = jwt::token(user, "crm.read crm.write")?;
+        let reply = proxy
+            .post_json(
+                "/crm/v1/refunds",
+                &[("x-lastmile-user", &token)],
+                &json!({"invoice": "INV-00000031", "amount": 5000, "shared": true}),
+            )
+            .await?;
+        ensure!(reply.status == 202, "{}", reply.text());
+        ids.push(
+            reply.json()?["approval_id"]
+                .as_str()
+                .context("approval_id")?
+                .to_string(),
+        );
+    }
+    ensure!(ids[0] != ids[1], "each user polls an approval of their own");
+    for id in &ids {
+        let approved = decide(&proxy, "alice", id, "approve", None).await?;
+        ensure!(
+            approved.json()?["state"] == "succeeded",
+            "{}",
+            approved.text()
+        );
+    }
+    ensure!(
+        upstream.received().len() == 1,
+        "the shared intent acts once"
+    );
+    for (user, id) in [(AGENT_USER, &ids[0]), ("u_colleague", &ids[1])] {
+        let reply = poll(&proxy, user, id, "").await?;
+        ensure!(
+            reply.status == 201 && reply.text() == CREATED_BODY,
+            "{}",
+            reply.text()
+        );
     }
     Ok(())
 }

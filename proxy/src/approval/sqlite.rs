@@ -213,15 +213,18 @@ impl ApprovalStore for SqliteStore {
     fn park(&self, new: &NewApproval) -> Result<Parked, StoreError> {
         self.with(|connection| {
             let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Per user even for an intent the policy shares across users: each user must
+            // be able to poll their own approval (the dedup window still lets the
+            // upstream act once).
             if let Some(key) = &new.dedup_key {
                 let existing = tx
                     .query_row(
                         &format!(
                             "SELECT {COLUMNS} FROM approvals WHERE dedup_key = ?1 \
-                             AND state = 'pending' AND expires_ms > ?2 \
+                             AND user_sub IS ?3 AND state = 'pending' AND expires_ms > ?2 \
                              ORDER BY created_ms LIMIT 1"
                         ),
-                        params![key, int(new.created_ms)],
+                        params![key, int(new.created_ms), new.user],
                         approval,
                     )
                     .optional()?;

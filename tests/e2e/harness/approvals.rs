@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 
 /// Over 1000 needs approval; a paid invoice (in `data.billing.paid`) is denied; an
 /// approved execution tells the upstream who approved it (from `input.approval`); the
-/// invoice and amount are the dedup intent.
+/// invoice and amount are the dedup intent (shared across users when the body says
+/// `"shared": true`).
 pub const APPROVAL_POLICY: &str = r#"package lastmile
 
 body := input.request.body if is_object(input.request.body)
@@ -31,7 +32,7 @@ add_headers["x-approved-by"] := input.approval.approved_by if input.approval != 
 
 add_headers["x-approval-id"] := input.approval.approval_id if input.approval != null
 
-dedup := {"dedup": {"key": {"invoice": body.invoice, "amount": body.amount}, "window_seconds": 3600}} if {
+dedup := {"dedup": {"key": {"invoice": body.invoice, "amount": body.amount}, "window_seconds": 3600, "shared": object.get(body, "shared", false) == true}} if {
 	input.request.method == "POST"
 	is_string(body.invoice)
 }

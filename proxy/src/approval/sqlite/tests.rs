@@ -53,9 +53,15 @@ fn parking_the_same_dedup_key_twice_returns_the_first() -> anyhow::Result<()> {
     let first = store.park(&new("a1", Some("k"), 100))?;
     let second = store.park(&new("a2", Some("k"), 200))?;
     let other = store.park(&new("a3", None, 200))?;
+    let mut someone_else = new("a5", Some("k"), 200);
+    someone_else.user = Some("u_bob".into());
+    assert!(
+        store.park(&someone_else)?.created,
+        "another user's request is their own"
+    );
     assert!(first.created && !second.created && other.created);
     assert_eq!(second.approval.id, "a1");
-    assert_eq!(store.pending()?, 2);
+    assert_eq!(store.pending()?, 3);
     // Once it is no longer pending, the same key parks a new approval.
     store.transition("a1", &decision(State::Denied, 300, "bob"))?;
     assert!(store.park(&new("a4", Some("k"), 400))?.created);
