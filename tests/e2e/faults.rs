@@ -186,3 +186,29 @@ default decision := {}
     ensure!(trace["error"]["code"] == "policy_error", "{trace}");
     Ok(())
 }
+
+#[tokio::test]
+async fn an_approval_store_that_cannot_be_written_refuses_parking_and_sends_nothing() -> Result<()>
+{
+    use crate::harness::approvals;
+    let upstream = crate::harness::Upstream::start(crate::harness::Behaviour::created()).await?;
+    let proxy = approvals::start(&upstream).await?;
+    // Another process holds the database's write lock: every write lastmile attempts
+    // waits out its busy timeout and fails, as it would on a full or failing disk.
+    let lock = rusqlite::Connection::open(proxy.workspace().path("state/approvals.db"))?;
+    lock.execute_batch("BEGIN EXCLUSIVE")?;
+    let reply = approvals::refund(&proxy, approvals::AGENT_USER, "INV-L", 5000).await?;
+    let error = assert_refusal(&reply, 503, "approval_store_unavailable")?;
+    ensure!(reply.header("retry-after").is_some(), "{error}");
+    ensure!(
+        upstream.received().is_empty(),
+        "an unparked request was executed"
+    );
+    lock.execute_batch("ROLLBACK")?;
+    drop(lock);
+    // Once the store can be written again, the same request parks.
+    approvals::park(&proxy, "INV-L").await?;
+    ensure!(upstream.received().is_empty());
+    ensure!(proxy.admin_get("/healthz").await?.status == 200);
+    Ok(())
+}
