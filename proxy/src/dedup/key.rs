@@ -123,44 +123,57 @@ fn write_canonical(value: &Value, out: &mut String) {
         Value::Null | Value::Undefined => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(_) => out.push_str(&canonical_number(value)),
-        Value::String(s) => out.push_str(&serde_json::Value::from(s.as_ref()).to_string()),
-        Value::Array(items) => write_list(items.iter().map(canonical_json), false, out),
-        Value::Set(items) => write_list(items.iter().map(canonical_json), true, out),
-        Value::Object(fields) => {
-            let mut pairs: Vec<(String, String)> = fields
-                .iter()
-                .map(|(k, v)| {
-                    let key = match k {
-                        Value::String(s) => serde_json::Value::from(s.as_ref()).to_string(),
-                        // Rego allows non-string keys; JSON writes them as their text.
-                        other => serde_json::Value::from(canonical_json(other)).to_string(),
-                    };
-                    (key, canonical_json(v))
-                })
-                .collect();
-            pairs.sort();
-            out.push('{');
-            for (i, (k, v)) in pairs.iter().enumerate() {
+        Value::String(s) => write_string(s, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(k);
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        // A set's order is its members' canonical text, so each is written on its own.
+        Value::Set(items) => {
+            let mut members: Vec<String> = items.iter().map(canonical_json).collect();
+            members.sort();
+            out.push('[');
+            out.push_str(&members.join(","));
+            out.push(']');
+        }
+        Value::Object(fields) => {
+            let mut pairs: Vec<(String, &Value)> = fields
+                .iter()
+                .map(|(k, v)| {
+                    let mut key = String::new();
+                    match k {
+                        Value::String(s) => write_string(s, &mut key),
+                        // Rego allows non-string keys; JSON writes them as their text.
+                        other => write_string(&canonical_json(other), &mut key),
+                    }
+                    (key, v)
+                })
+                .collect();
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            out.push('{');
+            for (i, (key, value)) in pairs.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&key);
                 out.push(':');
-                out.push_str(v);
+                write_canonical(value, out);
             }
             out.push('}');
         }
     }
 }
 
-fn write_list(items: impl Iterator<Item = String>, sort: bool, out: &mut String) {
-    let mut items: Vec<String> = items.collect();
-    if sort {
-        items.sort();
-    }
-    out.push('[');
-    out.push_str(&items.join(","));
-    out.push(']');
+/// A JSON string literal, escaped as serde_json escapes.
+fn write_string(s: &str, out: &mut String) {
+    // serde_json writes into a String's bytes without failing; the fallback is unreachable.
+    out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string()));
 }
 
 /// Integers exactly as digits, whatever their size; other numbers through their double,
