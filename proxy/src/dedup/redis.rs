@@ -206,18 +206,13 @@ impl RedisStore {
         let (value, ttl, expiry, completed) = match write {
             Write::Delete => (String::new(), 0, 0, String::new()),
             Write::Put(entry) => {
-                let value = serde_json::to_string(entry)
-                    .map_err(|e| StoreError(format!("encoding a dedup entry: {e}")))?;
-                let ttl = entry
-                    .expires_ms
-                    .saturating_sub(now)
-                    .saturating_add(ms(TTL_SLACK));
+                let (value, ttl) = encode(entry, now)?;
                 let completed = match &entry.state {
                     State::Completed { completed_ms, .. }
                     | State::NotRetained { completed_ms, .. } => completed_ms.to_string(),
                     _ => String::new(),
                 };
-                (value, ttl.max(1), entry.expires_ms, completed)
+                (value, ttl, entry.expires_ms, completed)
             }
         };
         let mut connection = self.connection.clone();
@@ -265,12 +260,7 @@ impl RedisStore {
         let Some(Write::Put(entry)) = write else {
             return Err(StoreError("a new key produced no entry".into()));
         };
-        let value = serde_json::to_string(&entry)
-            .map_err(|e| StoreError(format!("encoding a dedup entry: {e}")))?;
-        let ttl = entry
-            .expires_ms
-            .saturating_sub(now)
-            .saturating_add(ms(TTL_SLACK));
+        let (value, ttl) = encode(&entry, now)?;
         let mut connection = self.connection.clone();
         let (outcome, current): (i64, String) = self
             .take
@@ -404,6 +394,17 @@ impl DedupStore for RedisStore {
                 .map_err(|e| StoreError(error_text(&e)))
         })
     }
+}
+
+/// An entry as stored, and its TTL in milliseconds: the rest of its window plus slack.
+fn encode(entry: &Entry, now: u64) -> Result<(String, u64), StoreError> {
+    let value = serde_json::to_string(entry)
+        .map_err(|e| StoreError(format!("encoding a dedup entry: {e}")))?;
+    let ttl = entry
+        .expires_ms
+        .saturating_sub(now)
+        .saturating_add(ms(TTL_SLACK));
+    Ok((value, ttl))
 }
 
 /// A Redis error without anything that could carry the URL or password.

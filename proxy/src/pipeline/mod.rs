@@ -340,7 +340,7 @@ impl Proxy {
         if let Some(name) = &route.config.dedup.upstream_idempotency_header {
             outbound.headers.remove(name);
         }
-        let mut upstream_request = forward::build(
+        let upstream_request = forward::build(
             &route.config.upstream,
             outbound,
             self.identity.as_ref().map(Verifier::header),
@@ -360,14 +360,8 @@ impl Proxy {
                 .await;
         let (result, refusal) = match begun {
             Ok(Begin::Taken { token }) => {
-                if let Some(name) = &route.config.dedup.upstream_idempotency_header {
-                    if let Ok(value) = HeaderValue::from_str(&attempt.key.to_string()) {
-                        upstream_request.headers_mut().insert(name.clone(), value);
-                    }
-                }
-                return self
-                    .lead(route, &attempt, token, upstream_request, outcome, record)
-                    .await;
+                let exchange = self.exchange(route, &attempt, token, upstream_request);
+                return self.lead(route, exchange, outcome, record).await;
             }
             Ok(Begin::Completed(stored)) => {
                 self.count_dedup(route, record, "replayed");
@@ -434,19 +428,21 @@ impl Proxy {
         }
     }
 
-    /// Sends the first request of a dedup window. The exchange runs on its own task so
-    /// that its outcome is recorded even when the agent disconnects mid-call.
-    async fn lead(
+    /// The exchange of a key's holder: the route's client and limits, and the key sent
+    /// to an upstream that deduplicates on it.
+    fn exchange(
         &self,
         route: &Route,
         attempt: &Attempt,
         token: u64,
-        request: Request<http_body_util::Full<Bytes>>,
-        outcome: &'static str,
-        record: &mut TraceRecord,
-    ) -> Result<Forwarded, Refusal> {
-        self.count_dedup(route, record, "first");
-        let exchange = dedup::Exchange {
+        mut request: Request<http_body_util::Full<Bytes>>,
+    ) -> dedup::Exchange {
+        if let Some(name) = &route.config.dedup.upstream_idempotency_header {
+            if let Ok(value) = HeaderValue::from_str(&attempt.key.to_string()) {
+                request.headers_mut().insert(name.clone(), value);
+            }
+        }
+        dedup::Exchange {
             store: self.dedup.clone(),
             client: route.client.clone(),
             request,
@@ -455,7 +451,19 @@ impl Proxy {
             token,
             max_stored_body_bytes: route.config.dedup.max_stored_body_bytes,
             unknown_hold: route.config.dedup.unknown_hold,
-        };
+        }
+    }
+
+    /// Sends the first request of a dedup window. The exchange runs on its own task so
+    /// that its outcome is recorded even when the agent disconnects mid-call.
+    async fn lead(
+        &self,
+        route: &Route,
+        exchange: dedup::Exchange,
+        outcome: &'static str,
+        record: &mut TraceRecord,
+    ) -> Result<Forwarded, Refusal> {
+        self.count_dedup(route, record, "first");
         let led = tokio::spawn(exchange.run())
             .await
             .map_err(|_| Refusal::UpstreamFailed)?;

@@ -1,6 +1,6 @@
 //! Sending an approved request once, under its dedup window, and keeping the answer.
 
-use super::super::dedup::{self as dedup_step, Exchange};
+use super::super::dedup as dedup_step;
 use super::super::{Proxy, ResponseBody, Route};
 use super::{failure, Ready, Sent};
 use crate::approval::store::State;
@@ -8,7 +8,7 @@ use crate::dedup::state::{Begin, StoredHeader, StoredResponse};
 use crate::refusal::Refusal;
 use crate::upstream::{self, UpstreamFailure};
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
 
 impl Proxy {
@@ -61,29 +61,17 @@ impl Proxy {
         &self,
         route: &Route,
         attempt: &crate::dedup::state::Attempt,
-        mut request: Request<Full<Bytes>>,
+        request: Request<Full<Bytes>>,
     ) -> Result<Response<ResponseBody>, Refusal> {
         let begun =
             crate::dedup::begin_or_wait(self.dedup.as_ref(), attempt, route.config.dedup.wait)
                 .await;
         match begun {
             Ok(Begin::Taken { token }) => {
-                if let Some(name) = &route.config.dedup.upstream_idempotency_header {
-                    if let Ok(value) = HeaderValue::from_str(&attempt.key.to_string()) {
-                        request.headers_mut().insert(name.clone(), value);
-                    }
-                }
-                let exchange = Exchange {
-                    store: self.dedup.clone(),
-                    client: route.client.clone(),
-                    request,
-                    timeout: route.config.timeout,
-                    key: attempt.key,
-                    token,
-                    max_stored_body_bytes: route.config.dedup.max_stored_body_bytes,
-                    unknown_hold: route.config.dedup.unknown_hold,
-                };
-                exchange.run().await.response
+                self.exchange(route, attempt, token, request)
+                    .run()
+                    .await
+                    .response
             }
             Ok(Begin::Completed(stored)) => Ok(dedup_step::replay(stored)),
             Ok(Begin::InFlight) => Err(Refusal::DuplicateInFlight),
