@@ -75,25 +75,18 @@ fn check_burst(replies: &[Reply]) -> Result<usize> {
     Ok(first)
 }
 
-#[tokio::test]
-async fn a_thousand_concurrent_identical_posts_reach_the_upstream_once() -> Result<()> {
-    let upstream = Upstream::start(Behaviour::Sleep(Duration::from_millis(300))).await?;
-    let proxy = Arc::new(start(&upstream, |r| r, |s| s).await?);
-    let replies = burst(
-        std::slice::from_ref(&proxy),
-        1000,
-        |_| json!({"invoice": "INV-1"}),
-    )
-    .await?;
+/// 1,000 concurrent POSTs of one intent reach the upstream once; then 1,000 over 50
+/// intents (that one among them, already completed) reach it 49 more times.
+async fn one_intent_then_fifty(proxies: &[Arc<Proxy>], upstream: &Upstream) -> Result<()> {
+    let replies = burst(proxies, 1000, |_| json!({"invoice": "INV-1"})).await?;
     ensure!(check_burst(&replies)? == 1);
     ensure!(
         upstream.received().len() == 1,
         "{} upstream calls",
         upstream.received().len()
     );
-
     let replies = burst(
-        std::slice::from_ref(&proxy),
+        proxies,
         1000,
         |i| json!({"invoice": format!("INV-{}", i % 50)}),
     )
@@ -105,6 +98,14 @@ async fn a_thousand_concurrent_identical_posts_reach_the_upstream_once() -> Resu
         "{} upstream calls",
         upstream.received().len()
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_identical_posts_reach_the_upstream_once() -> Result<()> {
+    let upstream = Upstream::start(Behaviour::Sleep(Duration::from_millis(300))).await?;
+    let proxy = Arc::new(start(&upstream, |r| r, |s| s).await?);
+    one_intent_then_fifty(std::slice::from_ref(&proxy), &upstream).await?;
     let metrics = proxy.metrics().await?;
     ensure!(
         metrics.get(
@@ -130,31 +131,7 @@ async fn two_replicas_sharing_redis_reach_the_upstream_once() -> Result<()> {
     );
     let a = Arc::new(start(&upstream, |r| r, |s| s.dedup(&dedup)).await?);
     let b = Arc::new(start(&upstream, |r| r, |s| s.dedup(&dedup)).await?);
-    let replies = burst(
-        &[a.clone(), b.clone()],
-        1000,
-        |_| json!({"invoice": "INV-1"}),
-    )
-    .await?;
-    ensure!(check_burst(&replies)? == 1);
-    ensure!(
-        upstream.received().len() == 1,
-        "{} upstream calls",
-        upstream.received().len()
-    );
-
-    let replies = burst(
-        &[a.clone(), b.clone()],
-        1000,
-        |i| json!({"invoice": format!("INV-{}", i % 50)}),
-    )
-    .await?;
-    ensure!(check_burst(&replies)? == 49);
-    ensure!(
-        upstream.received().len() == 50,
-        "{} upstream calls",
-        upstream.received().len()
-    );
+    one_intent_then_fifty(&[a, b], &upstream).await?;
     Ok(())
 }
 
