@@ -1,5 +1,8 @@
-//! Shared pieces of lastmile's benchmarks: representative requests, and one decision
-//! made exactly as the proxy makes it (input building, evaluation, decision parsing).
+//! Shared pieces of lastmile's benchmarks: representative requests, one decision made
+//! exactly as the proxy makes it (input building, evaluation, decision parsing), and the
+//! OPA engine ([`opa`]) to compare it with.
+
+pub mod opa;
 
 use anyhow::{anyhow, Context, Result};
 use http::{HeaderMap, HeaderValue, Method};
@@ -18,77 +21,107 @@ pub struct Case {
     pub name: &'static str,
     pub method: Method,
     pub path: &'static str,
-    pub body: Option<&'static str>,
+    pub body: Option<String>,
 }
 
-const fn case(
-    name: &'static str,
-    method: Method,
-    path: &'static str,
-    body: Option<&'static str>,
-) -> Case {
+fn case(name: &'static str, method: Method, path: &'static str, body: Option<&str>) -> Case {
     Case {
         name,
         method,
         path,
-        body,
+        body: body.map(str::to_string),
     }
 }
 
-/// Requests to the sample CRM (the demo and invoicing bundles).
-pub static INVOICING: [Case; 4] = [
-    case("GET search (scoped)", Method::GET, "/v1/invoices", None),
-    case(
-        "POST reminder (allowed)",
-        Method::POST,
-        "/v1/invoices/INV-00038122/reminders",
-        Some(
-            r#"{"channel":"email","recipient_role":"billing","note":"Friendly reminder: invoice INV-00038122 is 30 days overdue."}"#,
+/// Requests to the sample CRM (the demo and invoicing bundles), including the ~1 KiB
+/// create_invoice body of the HTTP benchmark (bench/harness/workloads.py).
+pub fn invoicing() -> Vec<Case> {
+    let invoice = invoice_body(12, false);
+    let denied = invoice_body(12, true);
+    vec![
+        case("GET search (scoped)", Method::GET, "/v1/invoices", None),
+        case(
+            "POST reminder (allowed)",
+            Method::POST,
+            "/v1/invoices/INV-00038122/reminders",
+            Some(
+                r#"{"channel":"email","recipient_role":"billing","note":"Friendly reminder: invoice INV-00038122 is 30 days overdue."}"#,
+            ),
         ),
-    ),
-    case(
-        "POST reminder (denied)",
-        Method::POST,
-        "/v1/invoices/INV-00038122/reminders",
-        Some(r#"{"channel":"email","recipient_role":"billing","email":"cfo@acme.example"}"#),
-    ),
-    case(
-        "POST invoice (approval)",
-        Method::POST,
-        "/v1/invoices",
-        Some(r#"{"account":"acme","amount":250000,"currency":"EUR"}"#),
-    ),
-];
+        case(
+            "POST reminder (denied)",
+            Method::POST,
+            "/v1/invoices/INV-00038122/reminders",
+            Some(r#"{"channel":"email","recipient_role":"billing","email":"cfo@acme.example"}"#),
+        ),
+        case(
+            "POST invoice (approval)",
+            Method::POST,
+            "/v1/invoices",
+            Some(r#"{"account":"acme","amount":250000,"currency":"EUR"}"#),
+        ),
+        case(
+            "POST invoice 1 KiB (allowed)",
+            Method::POST,
+            "/v1/invoices",
+            Some(&invoice),
+        ),
+        case(
+            "POST invoice 1 KiB (denied)",
+            Method::POST,
+            "/v1/invoices",
+            Some(&denied),
+        ),
+    ]
+}
+
+/// A create_invoice body with `lines` invoice lines (12 make ~1.2 KiB); a denied one
+/// carries a field the contract does not allow, holding an address.
+fn invoice_body(lines: usize, denied: bool) -> String {
+    let lines: Vec<serde_json::Value> = (1..=lines)
+        .map(|n| {
+            serde_json::json!({"sku": format!("SKU-{n:05}"), "description": format!("Consulting hours, week {n}"), "quantity": 8, "unit_price": 150.0})
+        })
+        .collect();
+    let mut body =
+        serde_json::json!({"account": "acme", "amount": 1200.5, "currency": "EUR", "lines": lines});
+    if denied {
+        body["email"] = "cfo@acme.example".into();
+    }
+    body.to_string()
+}
 
 /// Requests to the ticketing API (the ticketing bundle).
-pub static TICKETING: [Case; 3] = [
-    case(
-        "POST ticket (allowed)",
-        Method::POST,
-        "/v2/tickets",
-        Some(r#"{"subject":"Printer on fire","priority":"normal","account":"acme"}"#),
-    ),
-    case(
-        "POST comment (allowed)",
-        Method::POST,
-        "/v2/tickets/TCK-00000001/comments",
-        Some(r#"{"body":"Replaced the toner.","visibility":"public"}"#),
-    ),
-    case(
-        "POST close (denied)",
-        Method::POST,
-        "/v2/tickets/not-an-id/close",
-        Some(r#"{"resolution":"fixed"}"#),
-    ),
-];
+pub fn ticketing() -> Vec<Case> {
+    vec![
+        case(
+            "POST ticket (allowed)",
+            Method::POST,
+            "/v2/tickets",
+            Some(r#"{"subject":"Printer on fire","priority":"normal","account":"acme"}"#),
+        ),
+        case(
+            "POST comment (allowed)",
+            Method::POST,
+            "/v2/tickets/TCK-00000001/comments",
+            Some(r#"{"body":"Replaced the toner.","visibility":"public"}"#),
+        ),
+        case(
+            "POST close (denied)",
+            Method::POST,
+            "/v2/tickets/not-an-id/close",
+            Some(r#"{"resolution":"fixed"}"#),
+        ),
+    ]
+}
 
 /// The cases for a bundle: ticketing requests for a ticketing bundle, CRM requests
 /// otherwise.
-pub fn cases_for(bundle: &Path) -> &'static [Case] {
+pub fn cases_for(bundle: &Path) -> Vec<Case> {
     if bundle.to_string_lossy().contains("ticketing") {
-        &TICKETING
+        ticketing()
     } else {
-        &INVOICING
+        invoicing()
     }
 }
 
@@ -111,20 +144,15 @@ pub fn alice() -> User {
     }
 }
 
-/// One decision: the body parsed, the input built, the policy evaluated and the
-/// decision parsed, exactly as on the proxy's request path.
-pub fn decide(
-    policy: &PreparedPolicy,
-    case: &Case,
-    user: &User,
-    headers: &HeaderMap,
-) -> Result<Decision> {
-    let body = match case.body {
+/// The input document for one case, built exactly as on the proxy's request path (the
+/// body parsed, then the input assembled).
+pub fn input_for(case: &Case, user: &User, headers: &HeaderMap) -> Result<Value> {
+    let body = match &case.body {
         Some(text) => BodyView::Json(serde_json::from_str::<Value>(text)?),
         None => BodyView::Empty,
     };
-    let value = policy.evaluate(input::build(InputParts {
-        route: "crm",
+    Ok(input::build(InputParts {
+        route: ROUTE,
         mode: "enforce",
         method: &case.method,
         path: case.path,
@@ -133,12 +161,46 @@ pub fn decide(
         headers,
         hidden: [None, None],
         body,
-        body_bytes: case.body.map_or(0, str::len),
+        body_bytes: case.body.as_ref().map_or(0, String::len),
         user: Some(user),
         now_ns: 0,
-    }))?;
+    }))
+}
+
+/// One decision: the input built, the policy evaluated and the decision parsed, exactly
+/// as on the proxy's request path.
+pub fn decide(
+    policy: &PreparedPolicy,
+    case: &Case,
+    user: &User,
+    headers: &HeaderMap,
+) -> Result<Decision> {
+    let value = policy.evaluate(input_for(case, user, headers)?)?;
     decision::parse(&value).context("the policy's decision")
 }
+
+/// What a decision does, in one comparable line: the verdict, the reason codes, the
+/// dedup intent and the obligations. Two engines agree on a request when these match.
+pub fn summary(decision: &Decision) -> String {
+    let codes = |reasons: &[decision::Reason]| -> Vec<String> {
+        reasons.iter().map(|r| r.code.clone()).collect()
+    };
+    format!(
+        "{:?} deny {:?} approval {:?} dedup {:?} add_query {:?} add_headers {:?}",
+        decision.verdict(),
+        codes(&decision.deny),
+        codes(&decision.approval),
+        decision
+            .dedup
+            .as_ref()
+            .map(|d| (&d.key, d.window, d.shared)),
+        decision.add_query,
+        decision.add_headers,
+    )
+}
+
+/// The route every case is sent on.
+pub const ROUTE: &str = "crm";
 
 /// The headers every case sends.
 pub fn json_headers() -> HeaderMap {

@@ -2,6 +2,9 @@ use clap::Parser;
 use lastmile::cli::Cli;
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     lastmile::telemetry::init();

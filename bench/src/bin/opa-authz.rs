@@ -12,19 +12,17 @@
 //! (one worker, like every peer in the benchmark); the Go runtime inside the library
 //! adds its own threads (garbage collector, scheduler), as an OPA server would.
 
-mod opa;
-
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use opa::Opa;
+use lastmile_bench::opa::Opa;
 use serde_json::{json, Map, Value};
 use std::convert::Infallible;
 use std::ffi::CStr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Headers the policy never sees, as in lastmile's input (credentials and the token).
@@ -65,38 +63,12 @@ fn main() -> Result<()> {
     let (Some(library), Some(bundle)) = (library, bundle) else {
         bail!("usage: opa-authz --listen ADDR --library SO --bundle DIR [--lib DIR]...");
     };
-    let opa = Opa::load(&library)?;
-    for dir in libs.iter().chain([&bundle]) {
-        load_modules(&opa, dir)?;
-    }
-    let data = bundle.join("data.json");
-    if data.exists() {
-        opa.add_data(&std::fs::read_to_string(&data)?)?;
-    }
+    let opa = Opa::with_bundle(&library, &bundle, &libs)?;
     let service = Arc::new(Service { opa, prefix, route });
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
         .block_on(serve(&listen, service))
-}
-
-/// Adds every module of a directory except tests, as `lastmile policy eval --lib` does.
-fn load_modules(opa: &Opa, dir: &Path) -> Result<()> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| {
-            let name = p.to_string_lossy();
-            name.ends_with(".rego") && !name.ends_with("_test.rego")
-        })
-        .collect();
-    files.sort();
-    for file in files {
-        let source = std::fs::read_to_string(&file)?;
-        opa.add_policy(&file.to_string_lossy(), &source)
-            .with_context(|| format!("loading {}", file.display()))?;
-    }
-    Ok(())
 }
 
 async fn serve(listen: &str, service: Arc<Service>) -> Result<()> {

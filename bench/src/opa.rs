@@ -20,10 +20,14 @@
 //! (an empty result means undefined). The engine prepares and caches the query on first
 //! use, like OPA's server does with a prepared query.
 
+// The only module allowed unsafe code: every call into the library is FFI.
+#![allow(unsafe_code)]
+
 use anyhow::{anyhow, bail, Context, Result};
+use lastmile::policy::bundle::Bundle;
 use serde_json::Value;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 // glibc (≥ 2.34) exports the dynamic loader's API from libc itself.
 extern "C" {
@@ -78,6 +82,23 @@ impl Opa {
                 free_string: std::mem::transmute::<*mut c_void, FreeFn>(symbol(c"OpaFreeString")?),
             })
         }
+    }
+
+    /// Loads the library and a bundle exactly as lastmile reads it: the same policy files
+    /// (tests left out) of the bundle and its libraries, and the same data documents.
+    pub fn with_bundle(library: &Path, bundle: &Path, libraries: &[PathBuf]) -> Result<Opa> {
+        let opa = Opa::load(library)?;
+        let bundle = Bundle::read_with_libraries(bundle, libraries)?;
+        for file in &bundle.policies {
+            opa.add_policy(&file.name, &file.source)
+                .with_context(|| format!("loading {}", file.name))?;
+        }
+        for file in &bundle.data {
+            let json = file.document.to_json_str().map_err(|e| anyhow!("{e}"))?;
+            opa.add_data(&json)
+                .with_context(|| format!("loading {}", file.name))?;
+        }
+        Ok(opa)
     }
 
     /// Adds one Rego module under `path` (its file name, for error messages).
