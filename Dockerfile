@@ -23,6 +23,10 @@ LABEL org.opencontainers.image.title="lastmile" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /out/lastmile /usr/local/bin/lastmile
 USER 65532:65532
+# mimalloc (the binary's allocator) commits memory as it is used rather than whole arenas
+# up front: about 13 MB less resident memory per sidecar, for about 3% more CPU per
+# request (README, "Performance").
+ENV MIMALLOC_ARENA_EAGER_COMMIT=0
 # Data port (the agent's API calls) and admin port (/metrics, /healthz, /readyz).
 EXPOSE 15001 15002
 ENTRYPOINT ["/usr/local/bin/lastmile"]

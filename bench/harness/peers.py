@@ -228,5 +228,6 @@ def _lastmile(ctx, name, tls):
               "prefix: 'Bearer '}}",
               f"trace: {{output: {ctx.work}/{name}-trace.jsonl}}"]
     conf = _write(ctx, f"{name}.yaml", "\n".join(lines) + "\n")
-    env = {"TOKIO_WORKER_THREADS": "1", "RUST_LOG": "warn"}
+    # MIMALLOC_ARENA_EAGER_COMMIT=0 as in the container image (see the Dockerfile).
+    env = {"TOKIO_WORKER_THREADS": "1", "RUST_LOG": "warn", "MIMALLOC_ARENA_EAGER_COMMIT": "0"}
     return [procs.start(name, [ctx.lastmile, "run", "--config", conf], ctx.work, env)]
