@@ -4,7 +4,7 @@
 use super::ResponseBody;
 use crate::config::RouteConfig;
 use crate::dedup::key::{self, Actor, ClientKey, Fingerprint, Intent, Key};
-use crate::dedup::state::{Attempt, Finish, StoredHeader, StoredResponse};
+use crate::dedup::state::{Attempt, Begin, Finish, StoredHeader, StoredResponse};
 use crate::dedup::store::DedupStore;
 use crate::identity::User;
 use crate::policy::decision::Decision;
@@ -70,6 +70,36 @@ pub fn attempt(facts: Facts<'_>) -> Option<Attempt> {
         lease: route.connect_timeout + route.timeout * 2 + Duration::from_secs(5),
         retry_unknown: route.dedup.upstream_idempotency_header.is_some(),
     })
+}
+
+/// What a begun dedup attempt means for the request: go upstream holding the key, answer
+/// with the stored response, or refuse it, counted in `lastmile_dedup_total` as `result`.
+pub enum Step {
+    Lead {
+        token: u64,
+    },
+    Replay(StoredResponse),
+    Refuse {
+        result: &'static str,
+        refusal: Refusal,
+    },
+}
+
+impl From<Begin> for Step {
+    fn from(begin: Begin) -> Step {
+        let (result, refusal) = match begin {
+            Begin::Taken { token } => return Step::Lead { token },
+            Begin::Completed(stored) => return Step::Replay(stored),
+            Begin::InFlight => ("in_flight_conflict", Refusal::DuplicateInFlight),
+            Begin::Unknown { reason } => ("unknown", Refusal::OutcomeUnknown(reason)),
+            Begin::NotRetained { status } => {
+                ("not_retained", Refusal::CompletedNotRetained(status))
+            }
+            Begin::Mismatch => ("mismatch", Refusal::IdempotencyKeyMismatch),
+            Begin::Full => ("store_full", Refusal::DedupFull),
+        };
+        Step::Refuse { result, refusal }
+    }
 }
 
 /// What the first request's exchange produced.

@@ -16,7 +16,7 @@ pub mod strict_json;
 use crate::approval::Approvals;
 use crate::config::{Config, Mode, RouteConfig};
 use crate::dedup::key::{self as dedup_key, ClientKey, Fingerprint};
-use crate::dedup::state::{Attempt, Begin};
+use crate::dedup::state::Attempt;
 use crate::dedup::store::DedupStore;
 use crate::identity::Verifier;
 use crate::metrics::{Metrics, RouteMetrics};
@@ -358,25 +358,19 @@ impl Proxy {
         let begun =
             crate::dedup::begin_or_wait(self.dedup.as_ref(), &attempt, route.config.dedup.wait)
                 .await;
-        let (result, refusal) = match begun {
-            Ok(Begin::Taken { token }) => {
+        let (result, refusal) = match begun.map(dedup::Step::from) {
+            Ok(dedup::Step::Lead { token }) => {
                 let exchange = self.exchange(route, &attempt, token, upstream_request);
                 return self.lead(route, exchange, outcome, record).await;
             }
-            Ok(Begin::Completed(stored)) => {
+            Ok(dedup::Step::Replay(stored)) => {
                 self.count_dedup(route, record, "replayed");
                 return Ok(Forwarded {
                     response: dedup::replay(stored),
                     outcome: "replayed",
                 });
             }
-            Ok(Begin::InFlight) => ("in_flight_conflict", Refusal::DuplicateInFlight),
-            Ok(Begin::Unknown { reason }) => ("unknown", Refusal::OutcomeUnknown(reason)),
-            Ok(Begin::NotRetained { status }) => {
-                ("not_retained", Refusal::CompletedNotRetained(status))
-            }
-            Ok(Begin::Mismatch) => ("mismatch", Refusal::IdempotencyKeyMismatch),
-            Ok(Begin::Full) => ("store_full", Refusal::DedupFull),
+            Ok(dedup::Step::Refuse { result, refusal }) => (result, refusal),
             Err(e) => {
                 tracing::warn!(error = %e, route = %route.config.name, "dedup store unavailable");
                 self.metrics

@@ -4,7 +4,7 @@ use super::super::dedup as dedup_step;
 use super::super::{Proxy, ResponseBody, Route};
 use super::{failure, Ready, Sent};
 use crate::approval::store::State;
-use crate::dedup::state::{Begin, StoredHeader, StoredResponse};
+use crate::dedup::state::{StoredHeader, StoredResponse};
 use crate::refusal::Refusal;
 use crate::upstream::{self, UpstreamFailure};
 use bytes::Bytes;
@@ -66,19 +66,15 @@ impl Proxy {
         let begun =
             crate::dedup::begin_or_wait(self.dedup.as_ref(), attempt, route.config.dedup.wait)
                 .await;
-        match begun {
-            Ok(Begin::Taken { token }) => {
+        match begun.map(dedup_step::Step::from) {
+            Ok(dedup_step::Step::Lead { token }) => {
                 self.exchange(route, attempt, token, request)
                     .run()
                     .await
                     .response
             }
-            Ok(Begin::Completed(stored)) => Ok(dedup_step::replay(stored)),
-            Ok(Begin::InFlight) => Err(Refusal::DuplicateInFlight),
-            Ok(Begin::Unknown { reason }) => Err(Refusal::OutcomeUnknown(reason)),
-            Ok(Begin::NotRetained { status }) => Err(Refusal::CompletedNotRetained(status)),
-            Ok(Begin::Mismatch) => Err(Refusal::IdempotencyKeyMismatch),
-            Ok(Begin::Full) => Err(Refusal::DedupFull),
+            Ok(dedup_step::Step::Replay(stored)) => Ok(dedup_step::replay(stored)),
+            Ok(dedup_step::Step::Refuse { refusal, .. }) => Err(refusal),
             Err(_) => Err(Refusal::DedupUnavailable),
         }
     }
