@@ -14,8 +14,10 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use lastmile::dedup::key::{self, Actor, ClientKey, Fingerprint, Intent};
-use lastmile_bench::opa::Opa;
-use lastmile_bench::{alice, cases_for, decide, input_for, invoicing, json_headers, load, ROUTE};
+use lastmile_bench::opa::{Opa, DECISION};
+use lastmile_bench::{
+    alice, cases_for, decide, input_for, input_json, invoicing, json_headers, load, ROUTE,
+};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
@@ -79,12 +81,9 @@ fn decisions(c: &mut Criterion) {
             group.bench_function("lastmile", |b| {
                 b.iter(|| decide(&policy, &case, &user, &headers))
             });
-            let input = input_for(&case, &user, &headers)
-                .and_then(|input| input.to_json_str().map_err(|e| anyhow::anyhow!("{e}")));
+            let input = input_json(&case, &user, &headers);
             if let (Some(opa), Ok(input)) = (&opa, input) {
-                group.bench_function("opa", |b| {
-                    b.iter(|| opa.eval(c"lastmile.decision", black_box(&input)))
-                });
+                group.bench_function("opa", |b| b.iter(|| opa.eval(DECISION, black_box(&input))));
             }
             group.finish();
         }

@@ -167,6 +167,13 @@ pub fn input_for(case: &Case, user: &User, headers: &HeaderMap) -> Result<Value>
     }))
 }
 
+/// The same input document as JSON text, as an OPA service receives it.
+pub fn input_json(case: &Case, user: &User, headers: &HeaderMap) -> Result<String> {
+    input_for(case, user, headers)?
+        .to_json_str()
+        .map_err(|e| anyhow!("{e}"))
+}
+
 /// One decision: the input built, the policy evaluated and the decision parsed, exactly
 /// as on the proxy's request path.
 pub fn decide(

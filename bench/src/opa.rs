@@ -42,6 +42,9 @@ type AddFn = unsafe extern "C" fn(u64, *const c_char, *const c_char) -> *mut c_c
 type EvalFn = unsafe extern "C" fn(u64, *const c_char, *const c_char, c_int, c_int) -> *mut c_char;
 type FreeFn = unsafe extern "C" fn(*mut c_char);
 
+/// The decision document lastmile reads (`data.lastmile.decision`), as OPA names it.
+pub const DECISION: &CStr = c"lastmile.decision";
+
 /// One OPA engine with its policies and data loaded.
 pub struct Opa {
     handle: u64,

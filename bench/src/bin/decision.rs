@@ -13,8 +13,8 @@
 use anyhow::{bail, Result};
 use clap::Parser;
 use lastmile::policy::decision;
-use lastmile_bench::opa::Opa;
-use lastmile_bench::{alice, cases_for, decide, input_for, json_headers, load, summary};
+use lastmile_bench::opa::{Opa, DECISION};
+use lastmile_bench::{alice, cases_for, decide, input_json, json_headers, load, summary};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -62,9 +62,7 @@ fn main() -> Result<()> {
         })?;
         print_row(case.name, "lastmile", &lastmile);
         let Some(opa) = &opa else { continue };
-        let input = input_for(&case, &user, &headers)?
-            .to_json_str()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let input = input_json(&case, &user, &headers)?;
         // The engines must agree before their speed is compared.
         let ours = summary(&decide(&policy, &case, &user, &headers)?);
         let theirs = opa_decision(opa, &input)?;
@@ -74,7 +72,7 @@ fn main() -> Result<()> {
                 case.name
             );
         }
-        let measured = measure(args.iterations, || opa.eval(ENTRYPOINT, &input).map(drop))?;
+        let measured = measure(args.iterations, || opa.eval(DECISION, &input).map(drop))?;
         print_row("", "OPA", &measured);
         println!(
             "{:<30} {:<9} {:>7.1}× {:>7.1}× {:>7.1}×",
@@ -88,11 +86,9 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-const ENTRYPOINT: &std::ffi::CStr = c"lastmile.decision";
-
 /// OPA's decision for one input, read by lastmile's decision parser.
 fn opa_decision(opa: &Opa, input: &str) -> Result<String> {
-    let Some(value) = opa.eval(ENTRYPOINT, input)? else {
+    let Some(value) = opa.eval(DECISION, input)? else {
         bail!("OPA: the decision is undefined");
     };
     let value =

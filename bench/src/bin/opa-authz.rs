@@ -18,10 +18,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use lastmile_bench::opa::Opa;
+use lastmile_bench::opa::{Opa, DECISION};
 use serde_json::{json, Map, Value};
 use std::convert::Infallible;
-use std::ffi::CStr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -33,7 +32,6 @@ const HIDDEN: [&str; 5] = [
     "x-lastmile-user",
     "x-jwt-payload",
 ];
-const ENTRYPOINT: &CStr = c"lastmile.decision";
 
 struct Service {
     opa: Opa,
@@ -101,7 +99,7 @@ impl Service {
             Err(e) => return refuse("bad_request", json!(e.to_string())),
         };
         let input = self.input(&parts, &body);
-        match self.opa.eval(ENTRYPOINT, &input.to_string()) {
+        match self.opa.eval(DECISION, &input.to_string()) {
             Ok(Some(decision)) => enforce(&decision),
             Ok(None) => refuse("policy_error", json!("the decision is undefined")),
             Err(e) => refuse("policy_error", json!(e.to_string())),
