@@ -10,7 +10,7 @@ fn main() -> Result<()> {
     let secret = std::fs::read(secret_file).with_context(|| format!("reading {secret_file}"))?;
     let now = jsonwebtoken::get_current_timestamp();
     let claims = serde_json::json!({"sub": sub, "scope": scope, "iss": "https://idp.bench", "aud": "lastmile", "exp": now + 3600});
-    let key = jsonwebtoken::EncodingKey::from_secret(secret.trim_ascii());
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.trim_ascii())?;
     println!(
         "{}",
         jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key)?

@@ -43,6 +43,10 @@ fn verifier(dir: &tempfile::TempDir, keys: Option<&str>, secret: bool) -> anyhow
         issuer: Some("https://idp".into()),
         audience: Some("lastmile".into()),
         leeway: Duration::from_secs(5),
+        jwks_url: None,
+        jwks_ca_file: None,
+        jwks_refresh: Duration::from_secs(300),
+        jwks_min_refresh: Duration::from_secs(30),
     })
 }
 
@@ -55,7 +59,7 @@ fn hs256(claims: &serde_json::Value, secret: &[u8]) -> anyhow::Result<String> {
     Ok(encode(
         &Header::default(),
         claims,
-        &EncodingKey::from_secret(secret),
+        &EncodingKey::from_secret(secret)?,
     )?)
 }
 
@@ -134,5 +138,139 @@ fn asymmetric_keys_from_pem_verify_their_own_tokens() -> anyhow::Result<()> {
     let key = EncodingKey::from_ed_pem(ED_PRIVATE.as_bytes())?;
     let token = encode(&Header::new(Algorithm::EdDSA), &claims(600), &key)?;
     assert!(identify(&v, &token)?.is_some());
+    Ok(())
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// `ED_PUBLIC` as a JWK: the raw key is the last 32 bytes of the SPKI DER.
+fn ed_jwk(kid: &str) -> anyhow::Result<serde_json::Value> {
+    use base64::Engine;
+    let body: String = ED_PUBLIC
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(body)?;
+    let raw = der.get(der.len().saturating_sub(32)..).unwrap_or_default();
+    Ok(json!({"kty": "OKP", "crv": "Ed25519", "kid": kid, "x": b64(raw)}))
+}
+
+fn oct_jwk(kid: &str, secret: &str) -> serde_json::Value {
+    json!({"kty": "oct", "kid": kid, "alg": "HS256", "k": b64(secret.as_bytes())})
+}
+
+fn kids(keys: &[keys::Key]) -> Vec<Option<&str>> {
+    keys.iter().map(|k| k.kid.as_deref()).collect()
+}
+
+#[test]
+fn the_verifier_can_be_shared_across_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Verifier>();
+}
+
+#[test]
+fn tokens_lacking_configured_claims_or_with_string_times_are_refused() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let v = verifier(&dir, None, true)?;
+    for claim in ["iss", "aud", "exp"] {
+        let mut c = claims(600);
+        c.as_object_mut().map(|c| c.remove(claim));
+        let refused = identify(&v, &hs256(&c, SECRET.as_bytes())?).err();
+        assert!(refused.is_some_and(|e| e.0.contains(claim)), "{claim}");
+    }
+    for claim in ["exp", "nbf", "iat"] {
+        let mut c = claims(600);
+        c[claim] = json!((now() + 99_999).to_string());
+        assert!(
+            identify(&v, &hs256(&c, SECRET.as_bytes())?).is_err(),
+            "{claim}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn a_published_key_set_never_supplies_symmetric_or_encryption_keys() -> anyhow::Result<()> {
+    let mut enc = ed_jwk("enc")?;
+    enc["use"] = json!("enc");
+    let mut mislabelled = ed_jwk("rs")?;
+    mislabelled["alg"] = json!("RS256");
+    let document = json!({"keys": [oct_jwk("hs", SECRET), enc, mislabelled, ed_jwk("ed")?,
+                                   {"kty": "EC", "crv": "P-521", "kid": "p521", "x": "AA", "y": "AA"}]});
+    let bytes = document.to_string().into_bytes();
+    let published = keys::parse(&bytes, keys::Origin::Url)?;
+    assert_eq!(kids(&published.keys), [Some("ed")]);
+    assert_eq!(published.skipped.len(), 4, "{:?}", published.skipped);
+    // The operator's own file may hold an HMAC key.
+    let file = keys::parse(&bytes, keys::Origin::File)?;
+    assert_eq!(kids(&file.keys), [Some("hs"), Some("ed")]);
+    // Nothing usable at all is an error, and PEM is for files only.
+    assert!(keys::parse(br#"{"keys": []}"#, keys::Origin::Url).is_err());
+    assert!(keys::parse(ED_PUBLIC.as_bytes(), keys::Origin::Url).is_err());
+    Ok(())
+}
+
+#[test]
+fn the_keys_file_is_reread_on_change_and_a_bad_version_keeps_the_last_good() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("keys.json");
+    let replace = |text: String| -> anyhow::Result<()> {
+        let temp = dir.path().join(".keys.json.tmp");
+        std::fs::write(&temp, text)?;
+        Ok(std::fs::rename(&temp, &path)?)
+    };
+    replace(json!({"keys": [ed_jwk("first")?]}).to_string())?;
+    let keys = file::FileKeys::load(&path, Duration::ZERO)?;
+    assert_eq!(kids(&keys.current()), [Some("first")]);
+
+    replace(json!({"keys": [oct_jwk("second", SECRET)]}).to_string())?;
+    assert_eq!(kids(&keys.current()), [Some("second")]);
+
+    replace("{ not json".into())?;
+    assert_eq!(kids(&keys.current()), [Some("second")]);
+    std::fs::remove_file(&path)?;
+    assert_eq!(kids(&keys.current()), [Some("second")]);
+    Ok(())
+}
+
+#[test]
+fn a_jwks_url_needs_a_runtime_and_a_usable_ca_file() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = |ca_file| IdentityConfig {
+        header: http::HeaderName::from_static("x-lastmile-user"),
+        keys_file: None,
+        hs256_secret_file: None,
+        issuer: None,
+        audience: None,
+        leeway: Duration::from_secs(5),
+        jwks_url: Some(http::Uri::from_static("https://idp.example/jwks.json")),
+        jwks_ca_file: ca_file,
+        jwks_refresh: Duration::from_secs(300),
+        jwks_min_refresh: Duration::from_secs(30),
+    };
+    assert!(Verifier::new(&config(None)).is_err(), "no runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let _inside = runtime.enter();
+    let missing = dir.path().join("missing-ca.pem");
+    let error = Verifier::new(&config(Some(missing))).err();
+    assert!(error.is_some_and(|e| format!("{e:#}").contains("jwks_ca_file")));
+    // Before any fetch, a token only the key set could verify fails closed.
+    let v = Verifier::new(&config(None))?;
+    let key = EncodingKey::from_ed_pem(ED_PRIVATE.as_bytes())?;
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some("k1".into());
+    let token = encode(&header, &claims(600), &key)?;
+    assert_eq!(
+        v.verify_token(&token).err(),
+        Some(IdentityError(
+            "the identity provider's key set has not been fetched yet"
+        ))
+    );
     Ok(())
 }

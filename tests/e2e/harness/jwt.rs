@@ -36,7 +36,7 @@ pub fn sign(claims: &Value, secret: &str) -> Result<String> {
     Ok(encode(
         &Header::default(),
         claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
+        &EncodingKey::from_secret(secret.as_bytes())?,
     )?)
 }
 
@@ -84,4 +84,48 @@ pub fn alg_none_token(sub: &str) -> String {
 fn base64url(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// An ES256 signing key for key-set tests, its public half published as a JWK under `kid`.
+pub struct EsKey {
+    pub kid: String,
+    encoding: EncodingKey,
+    public_raw: Vec<u8>,
+}
+
+impl EsKey {
+    /// A fresh P-256 key pair.
+    pub fn generate(kid: &str) -> Result<EsKey> {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        Ok(EsKey {
+            kid: kid.to_string(),
+            encoding: EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes())?,
+            public_raw: pair.public_key_raw().to_vec(),
+        })
+    }
+
+    /// The public key as a JWK (RFC 7518 §6.2: `x` and `y` from the uncompressed point).
+    pub fn jwk(&self) -> Result<Value> {
+        let point = self.public_raw.strip_prefix(&[4u8][..]);
+        let Some((x, y)) = point.filter(|p| p.len() == 64).map(|p| p.split_at(32)) else {
+            anyhow::bail!("not an uncompressed P-256 point");
+        };
+        Ok(
+            json!({"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig",
+                  "kid": self.kid, "x": base64url(x), "y": base64url(y)}),
+        )
+    }
+
+    /// Signs `claims` with ES256, naming this key's `kid` in the header.
+    pub fn sign(&self, claims: &Value) -> Result<String> {
+        let mut header = Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        Ok(encode(&header, claims, &self.encoding)?)
+    }
+}
+
+/// A JWKS document holding `keys`.
+pub fn jwks(keys: &[&EsKey]) -> Result<String> {
+    let keys = keys.iter().map(|k| k.jwk()).collect::<Result<Vec<_>>>()?;
+    Ok(json!({ "keys": keys }).to_string())
 }

@@ -4,6 +4,7 @@
 pub mod approvals;
 pub mod client;
 pub mod config;
+pub mod jwks;
 pub mod jwt;
 pub mod metrics;
 pub mod policies;
