@@ -1,7 +1,11 @@
-//! The admin port: metrics, health, readiness, recent traces and dedup entries. It is
-//! separate from the data port so the agent's traffic and the operator's never share a
-//! listener. Endpoints that change state need the admin bearer token.
+//! The admin port: metrics, health, readiness, recent traces and dedup entries, and the
+//! approvers' side. It is separate from the data port so the agent's traffic and the
+//! operator's never share a listener, but the agent shares the pod's network namespace:
+//! the port is no boundary. Only `/metrics`, `/healthz` and `/readyz` are open; every
+//! endpoint that reveals request data or changes state needs the operator's token (or,
+//! on the approvals API and page, an approver's credential).
 
+use crate::admin_token::{bearer, OperatorCheck, OperatorToken};
 use crate::approval::api::ApproverSide;
 use crate::dedup::key::Key;
 use crate::dedup::state::{Entry, Released, State};
@@ -14,7 +18,6 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -28,8 +31,9 @@ pub struct Admin {
     /// traffic here before the process exits.
     pub ready: AtomicBool,
     pub dedup: Arc<dyn DedupStore>,
-    /// Holds the bearer token for state-changing endpoints; `None` disables them.
-    pub token_file: Option<PathBuf>,
+    /// The operator's token: opens traces, dedup entries and releases; without one
+    /// they are disabled.
+    pub operator: OperatorToken,
     /// The approvers' API and page, when approvals are configured.
     pub approvers: Option<ApproverSide>,
 }
@@ -73,9 +77,15 @@ impl Admin {
             "/readyz" => self.readyz(),
             path => {
                 if let Some(id) = path.strip_prefix("/traces/") {
-                    self.trace(id)
+                    match self.unauthorized(request) {
+                        None => self.trace(id),
+                        Some(refused) => refused,
+                    }
                 } else if let Some(key) = path.strip_prefix("/dedup/") {
-                    self.dedup_entry(key).await
+                    match self.unauthorized(request) {
+                        None => self.dedup_entry(key).await,
+                        Some(refused) => refused,
+                    }
                 } else {
                     error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")
                 }
@@ -105,40 +115,32 @@ impl Admin {
         )
     }
 
-    /// Checks `Authorization: Bearer <token>` against the token file, read on every
-    /// call so a rotated secret takes effect without a restart; the refusal if it fails.
+    /// Checks `Authorization: Bearer <token>` against the operator's token; the
+    /// refusal if it fails.
     fn unauthorized<B>(&self, request: &Request<B>) -> Option<Response<ResponseBody>> {
-        let Some(path) = &self.token_file else {
-            return Some(error(
+        match self.operator.check(bearer(request.headers())) {
+            OperatorCheck::Accepted => None,
+            OperatorCheck::NotConfigured => Some(error(
                 StatusCode::FORBIDDEN,
                 "admin_token_not_configured",
-                "state-changing admin endpoints are disabled: set admin.token_file",
-            ));
-        };
-        let expected = match std::fs::read_to_string(path) {
-            Ok(expected) => expected,
-            Err(e) => {
-                tracing::error!(error = %e, "reading the admin token file");
-                return Some(error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "admin_token_unavailable",
-                    "the admin token could not be read",
-                ));
-            }
-        };
-        let expected = expected.trim();
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        match given {
-            Some(given) if !expected.is_empty() && constant_time_eq(given, expected) => None,
-            _ => Some(error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "send the admin token as Authorization: Bearer <token>",
+                "admin endpoints that reveal request data or change state are disabled: set admin.token_file",
             )),
+            OperatorCheck::Unavailable => Some(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "admin_token_unavailable",
+                "the admin token could not be read",
+            )),
+            OperatorCheck::Rejected => {
+                let mut refused = error(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "send the admin token as Authorization: Bearer <token>",
+                );
+                refused
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                Some(refused)
+            }
         }
     }
 
@@ -274,15 +276,6 @@ fn store_unavailable(e: &crate::dedup::store::StoreError) -> Response<ResponseBo
         "dedup_unavailable",
         "the dedup store is unavailable",
     )
-}
-
-/// Compares secrets in time independent of where they differ.
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<ResponseBody> {

@@ -174,7 +174,8 @@ async fn an_approval_approved_before_a_stop_but_never_started_runs_after_the_res
 #[tokio::test]
 async fn approvers_must_authenticate_and_may_not_approve_their_own_requests() -> Result<()> {
     let upstream = Upstream::start(Behaviour::created()).await?;
-    let proxy = start(&upstream).await?;
+    let setup = base(&upstream, |r| r).approvals("jwt_audience: lastmile-approvals");
+    let proxy = workspace()?.start(&setup).await?;
     let id = park(&proxy, "INV-00000013").await?;
 
     let own = decide(&proxy, AGENT_USER, &id, "approve", None).await?;
@@ -196,11 +197,13 @@ async fn approvers_must_authenticate_and_may_not_approve_their_own_requests() ->
         .await?;
     ensure!(list.status == 401, "the queue itself needs a credential");
 
-    // JWTs from the identity key set: with the approver role, and without.
+    // JWTs issued to the approvals audience: with the approver role, and without.
     let mut claims = jwt::claims("carol", "");
+    claims["aud"] = json!("lastmile-approvals");
     claims["roles"] = json!(["approver"]);
     let carol = jwt::sign(&claims, jwt::SECRET)?;
     let mut claims = jwt::claims("dave", "");
+    claims["aud"] = json!("lastmile-approvals");
     claims["roles"] = json!(["viewer"]);
     let dave = jwt::sign(&claims, jwt::SECRET)?;
     let no_role = proxy

@@ -944,6 +944,16 @@ fn chart_schema_rejects_unknown_keys_and_bad_values() -> Result<()> {
             "approvals:\n  enabled: true\n",
             "approvals.enabled",
         ),
+        (
+            "approver-jwts-without-audience.yaml",
+            "identity:\n  enabled: true\n  hs256:\n    secretName: s\napprovals:\n  enabled: true\n",
+            "approvals.jwtAudience",
+        ),
+        (
+            "approver-audience-is-the-users.yaml",
+            "identity:\n  enabled: true\n  audience: lastmile\n  hs256:\n    secretName: s\napprovals:\n  enabled: true\n  jwtAudience: lastmile\n",
+            "must differ from identity.audience",
+        ),
     ] {
         let file = values_file(&dir, name, values)?;
         let stderr = helm.template_fails(&["-f", file.as_str()])?;
@@ -1085,8 +1095,17 @@ fn chart_config_is_accepted_by_the_lastmile_config_parser() -> Result<()> {
             && approvals.approvers_file.as_deref()
                 == Some(Path::new("/etc/lastmile/approvers/approvers"))
             && approvals.expire_after == std::time::Duration::from_secs(3600)
-            && approvals.webhook.is_some(),
+            && approvals.webhook.is_some()
+            && approvals
+                .approver_jwt
+                .as_ref()
+                .is_some_and(|jwt| jwt.audience == "lastmile-approvals"),
         "approvals {approvals:?}"
+    );
+    ensure!(
+        parsed.admin_token_file.as_deref() == Some(Path::new("/etc/lastmile/admin/token")),
+        "admin token file {:?}",
+        parsed.admin_token_file
     );
     ensure!(
         helm.render(&["-f", EXAMPLE])?

@@ -164,7 +164,10 @@ async fn traces_can_be_looked_up_and_never_hold_secrets() -> Result<()> {
     const API_KEY: &str = "k-1234-must-never-be-traced";
     const AGENT_KEY: &str = "agent-own-key-must-never-be-traced";
     let upstream = Upstream::start(Behaviour::created()).await?;
-    let proxy = start(&upstream, |routes| Setup::new(routes).include_body()).await?;
+    let proxy = start(&upstream, |routes| {
+        Setup::new(routes).include_body().admin_token()
+    })
+    .await?;
     let token = jwt::token("alice", "crm.read crm.write")?;
     let agent_auth = format!("Bearer {AGENT_KEY}");
     let headers = [
@@ -208,8 +211,10 @@ async fn traces_can_be_looked_up_and_never_hold_secrets() -> Result<()> {
         "{searched_record}"
     );
 
-    // The admin API finds the record by trace id.
-    let found = proxy.admin_get(&format!("/traces/{trace_id}")).await?;
+    // The admin API finds the record by trace id, for the operator.
+    let found = proxy
+        .admin_operator_get(&format!("/traces/{trace_id}"))
+        .await?;
     ensure!(
         found.status == 200,
         "/traces: {} {}",
@@ -247,10 +252,16 @@ async fn traces_can_be_looked_up_and_never_hold_secrets() -> Result<()> {
         "{record}"
     );
 
-    ensure!(proxy.admin_get("/traces/not-a-trace-id").await?.status == 400);
     ensure!(
         proxy
-            .admin_get(&format!("/traces/{}", "0".repeat(32)))
+            .admin_operator_get("/traces/not-a-trace-id")
+            .await?
+            .status
+            == 400
+    );
+    ensure!(
+        proxy
+            .admin_operator_get(&format!("/traces/{}", "0".repeat(32)))
             .await?
             .status
             == 404

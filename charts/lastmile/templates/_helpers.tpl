@@ -102,6 +102,7 @@ volume, so every volume is mounted whole (no subPath) and updates in place. */}}
 {{- define "lastmile.identityKeysDir" -}}/etc/lastmile/identity/keys{{- end -}}
 {{- define "lastmile.identityHs256Dir" -}}/etc/lastmile/identity/hs256{{- end -}}
 {{- define "lastmile.approversDir" -}}/etc/lastmile/approvers{{- end -}}
+{{- define "lastmile.adminTokenDir" -}}/etc/lastmile/admin{{- end -}}
 
 {{/* Cross-field checks the JSON schema cannot express; fails the render with a reason. */}}
 {{- define "lastmile.validate" -}}
@@ -134,8 +135,11 @@ volume, so every volume is mounted whole (no subPath) and updates in place. */}}
 {{- if and $v.dedup.redis.url $v.dedup.redis.existingSecret -}}
 {{- fail "dedup.redis: set url or existingSecret, not both" -}}
 {{- end -}}
-{{- if and $v.approvals.enabled (not $v.approvals.approvers.secretName) (not $v.identity.enabled) -}}
-{{- fail "approvals.enabled: set approvals.approvers.secretName or enable identity (approver JWTs), or nobody can approve" -}}
+{{- if and $v.approvals.enabled (not $v.approvals.approvers.secretName) (not (and $v.identity.enabled $v.approvals.jwtAudience)) -}}
+{{- fail "approvals.enabled: set approvals.approvers.secretName, or enable identity and set approvals.jwtAudience (approver JWTs), or nobody can approve" -}}
+{{- end -}}
+{{- if and $v.approvals.jwtAudience (eq $v.approvals.jwtAudience ($v.identity.audience | default "")) -}}
+{{- fail "approvals.jwtAudience must differ from identity.audience: the agent holds user tokens for that audience" -}}
 {{- end -}}
 {{- end -}}
 
@@ -179,6 +183,9 @@ own defaults apply. */}}
   "routes" $routes
   "trace" $trace
   "server" (dict "header_read_timeout_ms" (int64 $v.proxy.headerReadTimeoutMs) "shutdown_grace_ms" (int64 $v.proxy.shutdownGraceMs)) -}}
+{{- if $v.proxy.adminToken.secretName -}}
+{{- $_ := set $config "admin" (dict "token_file" (printf "%s/%s" (include "lastmile.adminTokenDir" .) $v.proxy.adminToken.key)) -}}
+{{- end -}}
 {{- if $v.identity.enabled -}}
 {{- $identity := dict "header" $v.identity.header "leeway_seconds" (int64 $v.identity.leewaySeconds) -}}
 {{- if or $v.identity.keys.secretName $v.identity.keys.configMapName -}}
@@ -204,6 +211,7 @@ own defaults apply. */}}
 {{- if $v.approvals.approvers.secretName -}}
 {{- $_ := set $approvals "approvers_file" (printf "%s/%s" (include "lastmile.approversDir" .) $v.approvals.approvers.key) -}}
 {{- end -}}
+{{- if and $v.identity.enabled $v.approvals.jwtAudience }}{{ $_ := set $approvals "jwt_audience" $v.approvals.jwtAudience }}{{ end -}}
 {{- if $v.approvals.publicUrl }}{{ $_ := set $approvals "public_url" $v.approvals.publicUrl }}{{ end -}}
 {{- if $v.approvals.webhook.url -}}
 {{- $_ := set $approvals "webhook" (dict "url" $v.approvals.webhook.url "timeout_ms" (int64 $v.approvals.webhook.timeoutMs) "max_attempts" (int64 $v.approvals.webhook.maxAttempts)) -}}

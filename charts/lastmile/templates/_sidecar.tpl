@@ -115,6 +115,11 @@ policy ConfigMaps the volumes name, so install it in the same namespace.
       mountPath: {{ include "lastmile.approversDir" . }}
       readOnly: true
     {{- end }}
+    {{- if $v.proxy.adminToken.secretName }}
+    - name: lastmile-admin-token
+      mountPath: {{ include "lastmile.adminTokenDir" . }}
+      readOnly: true
+    {{- end }}
     - name: lastmile-state
       mountPath: {{ $v.state.mountPath }}
     {{- with $v.sidecar.extraVolumeMounts }}
@@ -190,6 +195,14 @@ running sidecar (policies are hot-reloaded, credential files re-read). */}}
     items:
       - key: {{ $v.approvals.approvers.key }}
         path: {{ $v.approvals.approvers.key }}
+{{- end }}
+{{- if $v.proxy.adminToken.secretName }}
+- name: lastmile-admin-token
+  secret:
+    secretName: {{ $v.proxy.adminToken.secretName }}
+    items:
+      - key: {{ $v.proxy.adminToken.key }}
+        path: {{ $v.proxy.adminToken.key }}
 {{- end }}
 - name: lastmile-state
 {{- if $v.state.persistence.enabled }}

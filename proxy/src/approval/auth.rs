@@ -1,9 +1,20 @@
-//! Who is approving: a bearer token from the approvers file, or a JWT from the identity
-//! key set carrying the approver role. The approver's name is what every decision
-//! records, and what the self-approval check compares with the acting user.
+//! Who is approving: a bearer token from the approvers file, the operator's token, or a
+//! JWT issued to the approvals audience carrying the approver role. The approver's name
+//! is what every decision records, and what the self-approval check compares with the
+//! acting user.
+//!
+//! The agent holds its users' identity tokens, so an approver JWT is never verified
+//! like one: it must carry `approvals.jwt_audience`, which config refuses to let equal
+//! the identity audience. Without that setting, JWTs never approve.
 
+use crate::admin_token::{bearer, constant_time_eq, OperatorCheck, OperatorToken};
+use crate::config::Config;
 use crate::identity::Verifier;
+use anyhow::{Context, Result};
 use std::path::PathBuf;
+
+/// The name decisions made with the operator's token are recorded under.
+pub const OPERATOR: &str = "operator";
 
 /// An authenticated approver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,36 +42,71 @@ pub enum AuthError {
 pub struct ApproverAuth {
     /// Lines of `<name> <token>`, re-read on every check so edits apply at once.
     tokens_file: Option<PathBuf>,
+    operator: OperatorToken,
+    /// Verifies JWTs for the approvals audience; `None`: JWTs never approve.
     verifier: Option<Verifier>,
     role: String,
 }
 
 impl ApproverAuth {
-    pub fn new(tokens_file: Option<PathBuf>, verifier: Option<Verifier>, role: String) -> Self {
+    pub fn new(
+        tokens_file: Option<PathBuf>,
+        operator: OperatorToken,
+        verifier: Option<Verifier>,
+        role: String,
+    ) -> Self {
         ApproverAuth {
             tokens_file,
+            operator,
             verifier,
             role,
         }
     }
 
-    /// Checks the `Authorization: Bearer` header.
-    pub fn from_headers(&self, headers: &http::HeaderMap) -> Result<Approver, AuthError> {
-        let token = headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(AuthError::Missing)?;
-        self.check(token)
+    /// The approver credentials `config` names; `None` without approvals.
+    pub fn from_config(config: &Config) -> Result<Option<ApproverAuth>> {
+        let Some(approvals) = &config.approvals else {
+            return Ok(None);
+        };
+        let verifier = match (&approvals.approver_jwt, &config.identity) {
+            (Some(jwt), Some(identity)) => {
+                // The identity settings with the approvals audience (and, when given,
+                // issuer and key set) in place of the user tokens'.
+                let mut settings = identity.clone();
+                settings.audience = Some(jwt.audience.clone());
+                if let Some(issuer) = &jwt.issuer {
+                    settings.issuer = Some(issuer.clone());
+                }
+                if let Some(keys) = &jwt.keys_file {
+                    // The approvers' own key set replaces every identity key source.
+                    settings.keys_file = Some(keys.clone());
+                    settings.hs256_secret_file = None;
+                    settings.jwks_url = None;
+                    settings.jwks_ca_file = None;
+                }
+                let verifier = Verifier::new(&settings).context("approvals: approver JWT keys")?;
+                Some(verifier)
+            }
+            _ => None,
+        };
+        Ok(Some(ApproverAuth::new(
+            approvals.approvers_file.clone(),
+            OperatorToken::new(config.admin_token_file.clone()),
+            verifier,
+            approvals.approver_role.clone(),
+        )))
     }
 
-    /// Checks one token: the approvers file first, then the JWT key set.
+    /// Checks the `Authorization: Bearer` header.
+    pub fn from_headers(&self, headers: &http::HeaderMap) -> Result<Approver, AuthError> {
+        self.check(bearer(headers).ok_or(AuthError::Missing)?)
+    }
+
+    /// Checks one token: the approvers file, the operator token, then the JWT key set.
     pub fn check(&self, token: &str) -> Result<Approver, AuthError> {
         if let Some(path) = &self.tokens_file {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                tracing::error!(error = %e, "reading the approvers file");
+                tracing::error!(error = %e, file = %path.display(), "reading the approvers file");
                 AuthError::Unavailable
             })?;
             if let Some(name) = find_token(&text, token) {
@@ -69,6 +115,16 @@ impl ApproverAuth {
                     valid_until: None,
                 });
             }
+        }
+        match self.operator.check(Some(token)) {
+            OperatorCheck::Accepted => {
+                return Ok(Approver {
+                    name: OPERATOR.to_string(),
+                    valid_until: None,
+                })
+            }
+            OperatorCheck::Unavailable => return Err(AuthError::Unavailable),
+            OperatorCheck::Rejected | OperatorCheck::NotConfigured => {}
         }
         let Some(verifier) = &self.verifier else {
             return Err(AuthError::Invalid);
@@ -83,18 +139,17 @@ impl ApproverAuth {
         let Some(sub) = user.sub else {
             return Err(AuthError::Invalid);
         };
-        if has_role(&user.claims, &self.role) {
-            let exp = match &user.claims["exp"] {
-                regorus::Value::Number(n) => n.as_u64(),
-                _ => None,
-            };
-            Ok(Approver {
-                name: sub,
-                valid_until: exp,
-            })
-        } else {
-            Err(AuthError::NotApprover)
+        if !has_role(&user.claims, &self.role) {
+            return Err(AuthError::NotApprover);
         }
+        let exp = match &user.claims["exp"] {
+            regorus::Value::Number(n) => n.as_u64(),
+            _ => None,
+        };
+        Ok(Approver {
+            name: sub,
+            valid_until: exp,
+        })
     }
 }
 
@@ -126,11 +181,6 @@ fn has_role(claims: &regorus::Value, role: &str) -> bool {
         regorus::Value::String(s) => s.split_whitespace().any(|r| r == role),
         _ => false,
     }
-}
-
-/// Compares secrets in time independent of where they differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

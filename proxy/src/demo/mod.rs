@@ -82,6 +82,9 @@ pub async fn run(
         format!("carol {approver_token}\n"),
     )?;
 
+    let admin_token = random_hex(24)?;
+    std::fs::write(scratch.path().join("secrets/admin-token"), &admin_token)?;
+
     let mut config = Config::from_yaml(DEMO_CONFIG, scratch.path())?;
     let (dir, library) = policy_dirs(policies, scratch.path())?;
     config.policies.dir = dir;
@@ -103,7 +106,15 @@ pub async fn run(
 
     let alice = sign(&identity_secret, "u_alice", "account:acme")?;
     let bob = sign(&identity_secret, "u_bob", "account:globex")?;
-    print_banner(&config, &alice, &bob, &approver_token);
+    print_banner(
+        &config,
+        &Tokens {
+            alice: &alice,
+            bob: &bob,
+            approver: &approver_token,
+            admin: &admin_token,
+        },
+    );
     let result = crate::run(config, shutdown).await;
     let _ = stop_crm.send(true);
     let _ = crm_server.await;
@@ -155,7 +166,7 @@ fn sign(secret: &str, sub: &str, scope: &str) -> Result<String> {
         "sub": sub, "scope": scope, "roles": ["agent-operator"],
         "iss": ISSUER, "aud": "lastmile", "iat": now, "exp": now + Duration::from_secs(12 * 3600).as_secs(),
     });
-    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes())?;
     Ok(jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
         &claims,
@@ -163,7 +174,21 @@ fn sign(secret: &str, sub: &str, scope: &str) -> Result<String> {
     )?)
 }
 
-fn print_banner(config: &Config, alice: &str, bob: &str, approver: &str) {
+/// The demo's printed credentials.
+struct Tokens<'a> {
+    alice: &'a str,
+    bob: &'a str,
+    approver: &'a str,
+    admin: &'a str,
+}
+
+fn print_banner(config: &Config, tokens: &Tokens<'_>) {
+    let Tokens {
+        alice,
+        bob,
+        approver,
+        admin: admin_token,
+    } = tokens;
     let data = format!("http://{}", config.listen);
     let admin = format!("http://{}", config.admin_listen);
     let json = "-H 'content-type: application/json'";
@@ -206,8 +231,9 @@ or with the approver API:
 Then the agent fetches the CRM's real answer (add ?wait=30s to wait for the decision):
   curl -si {data}/_lastmile/approvals/<approval_id> -H "x-lastmile-user: $ALICE"
 
-Every response carries lastmile-trace-id; look the decision up with:
-  curl -s {admin}/traces/<lastmile-trace-id>
+Every response carries lastmile-trace-id; the operator looks the decision up with:
+  export ADMIN='{admin_token}'
+  curl -s {admin}/traces/<lastmile-trace-id> -H "authorization: Bearer $ADMIN"
 Decision trace lines follow below, one JSON object per request.
 "#,
         policies = config.policies.dir.display(),

@@ -1,7 +1,8 @@
 //! The approvers' web page on the admin port: server-rendered HTML, no script at all.
 //!
 //! - Sign-in exchanges an approver token for a session cookie (`HttpOnly`,
-//!   `SameSite=Strict`, path `/ui`); sessions live in memory, so a restart signs out.
+//!   `SameSite=Strict`, path `/ui`); sessions live in memory, so a restart signs out,
+//!   and every request checks the session's credential again, so revoking it signs out.
 //! - Every value from a request or the store is HTML-escaped; the CSP forbids scripts
 //!   outright, so even an escaping mistake could not run one.
 //! - Every form post must carry the session's CSRF token, and a browser's `Origin` /
@@ -25,7 +26,7 @@ use html::{
     clear_cookie, document, esc, forbidden, login_page, page_error, pending_card, redirect,
 };
 pub use session::Sessions;
-use session::{form_value, same_origin, COOKIE, SESSION_TTL};
+use session::{form_value, same_origin, SignedIn, COOKIE, SESSION_TTL};
 
 impl ApproverSide {
     pub(super) async fn page(&self, request: Request<Incoming>) -> Response<ResponseBody> {
@@ -35,8 +36,11 @@ impl ApproverSide {
             (Method::GET, "/ui" | "/ui/") => redirect("/ui/approvals", None),
             (Method::GET, "/ui/approvals") => {
                 let notice = form_value(request.uri().query().unwrap_or(""), "notice");
-                match self.sessions.find(request.headers()) {
-                    Some((approver, csrf)) => self.page_list(&approver, &csrf, notice).await,
+                match self.signed_in(request.headers()) {
+                    Some(session) => {
+                        self.page_list(&session.approver, &session.csrf, notice)
+                            .await
+                    }
                     None => login_page(None),
                 }
             }
@@ -62,6 +66,22 @@ impl ApproverSide {
         }
     }
 
+    /// The request's live session, its credential checked again: a session whose
+    /// credential no longer passes (or now names someone else) is ended here.
+    fn signed_in(&self, headers: &http::HeaderMap) -> Option<SignedIn> {
+        let session = self.sessions.find(headers)?;
+        match self.auth.check(&session.credential) {
+            Ok(now) if now.name == session.approver.name => Some(SignedIn {
+                approver: now,
+                ..session
+            }),
+            _ => {
+                self.sessions.remove(headers);
+                None
+            }
+        }
+    }
+
     async fn login(&self, request: Request<Incoming>) -> Response<ResponseBody> {
         if !same_origin(request.headers()) {
             return forbidden("cross-origin request refused");
@@ -72,7 +92,7 @@ impl ApproverSide {
         };
         let token = form_value(&String::from_utf8_lossy(&body), "token").unwrap_or_default();
         match self.auth.check(token.trim()) {
-            Ok(approver) => match self.sessions.create(approver) {
+            Ok(approver) => match self.sessions.create(approver, token.trim()) {
                 Some(id) => {
                     let cookie = format!(
                         "{COOKIE}={id}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}",
@@ -96,7 +116,7 @@ impl ApproverSide {
         id: &str,
         action: &str,
     ) -> Response<ResponseBody> {
-        let Some((approver, csrf)) = self.sessions.find(request.headers()) else {
+        let Some(SignedIn { approver, csrf, .. }) = self.signed_in(request.headers()) else {
             return redirect("/ui/approvals", None);
         };
         if !same_origin(request.headers()) {
@@ -108,7 +128,7 @@ impl ApproverSide {
         };
         let form = String::from_utf8_lossy(&body).into_owned();
         let sent = form_value(&form, "csrf").unwrap_or_default();
-        if !super::auth::constant_time_eq(sent.as_bytes(), csrf.as_bytes()) {
+        if !crate::admin_token::constant_time_eq(sent.as_bytes(), csrf.as_bytes()) {
             return forbidden("the form's CSRF token is missing or stale; reload the page");
         }
         let comment = match check_comment(form_value(&form, "comment")) {

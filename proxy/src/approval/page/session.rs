@@ -1,5 +1,9 @@
 //! Signed-in approvers (in memory: a restart signs everyone out) and the checks every
 //! form post passes: a live session, its CSRF token, and a same-origin browser.
+//!
+//! A session keeps the credential it was opened with, so every request can check it
+//! again: removing an approver's line, rotating the operator token or a JWT expiring
+//! ends the session at once, not at the end of its TTL.
 
 use super::super::auth::Approver;
 use http::{header, HeaderMap};
@@ -15,7 +19,17 @@ const MAX_SESSIONS: usize = 10_000;
 struct Session {
     approver: Approver,
     csrf: String,
+    /// The sign-in credential, kept in memory only (never logged or stored).
+    credential: String,
     expires: Instant,
+}
+
+/// A live session as the page uses it.
+pub struct SignedIn {
+    pub approver: Approver,
+    pub csrf: String,
+    /// The credential to check again before the session is trusted.
+    pub credential: String,
 }
 
 /// Signed-in approvers, by session id.
@@ -23,7 +37,7 @@ struct Session {
 pub struct Sessions(Mutex<HashMap<String, Session>>);
 
 impl Sessions {
-    pub fn create(&self, approver: Approver) -> Option<String> {
+    pub fn create(&self, approver: Approver, credential: &str) -> Option<String> {
         let id = crate::approval::new_id().ok()?;
         let csrf = crate::approval::new_id().ok()?;
         let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
@@ -44,19 +58,24 @@ impl Sessions {
             Session {
                 approver,
                 csrf,
+                credential: credential.to_string(),
                 expires: now + ttl,
             },
         );
         Some(id)
     }
 
-    /// The approver and CSRF token of the request's session, if it is live.
-    pub fn find(&self, headers: &HeaderMap) -> Option<(Approver, String)> {
+    /// The request's session, if it is live. The caller checks its credential again.
+    pub fn find(&self, headers: &HeaderMap) -> Option<SignedIn> {
         let id = cookie(headers, COOKIE)?;
         let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         map.get(&id)
             .filter(|s| s.expires > Instant::now())
-            .map(|s| (s.approver.clone(), s.csrf.clone()))
+            .map(|s| SignedIn {
+                approver: s.approver.clone(),
+                csrf: s.csrf.clone(),
+                credential: s.credential.clone(),
+            })
     }
 
     pub fn remove(&self, headers: &HeaderMap) {

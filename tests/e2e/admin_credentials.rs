@@ -1,0 +1,339 @@
+//! Who may use the admin port, through the real binary. The agent shares the pod's
+//! network namespace, so every capability here must hang on a credential the agent
+//! cannot hold: never on the port, and never on the user tokens the agent carries.
+
+use crate::harness::approvals::{base, park, show, token, workspace, AGENT_USER};
+use crate::harness::{jwt, Behaviour, Proxy, Reply, Upstream, Workspace, ADMIN_TOKEN};
+use anyhow::{ensure, Context, Result};
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::Full;
+use serde_json::{json, Value};
+
+/// The audience of approver JWTs in these tests: never the identity audience.
+const APPROVER_AUDIENCE: &str = "lastmile-approvals";
+
+/// A token the identity provider issued for user `sub` with the approver role: the
+/// kind of token the agent holds while that user chats with it.
+fn user_token_with_approver_role(sub: &str) -> Result<String> {
+    let mut claims = jwt::claims(sub, "crm.read crm.write");
+    claims["roles"] = json!(["approver"]);
+    jwt::sign(&claims, jwt::SECRET)
+}
+
+/// An approver token: issued to the approvals audience, with `roles`.
+fn approver_jwt(sub: &str, roles: &[&str]) -> Result<String> {
+    let mut claims = jwt::claims(sub, "");
+    claims["aud"] = json!(APPROVER_AUDIENCE);
+    claims["roles"] = json!(roles);
+    jwt::sign(&claims, jwt::SECRET)
+}
+
+async fn approve(proxy: &Proxy, id: &str, bearer: &str) -> Result<Reply> {
+    proxy
+        .admin_call(
+            Method::POST,
+            &format!("/approvals/{id}/approve"),
+            Some(bearer),
+            None,
+        )
+        .await
+}
+
+/// A form post (or GET) on the approvals page.
+async fn page(
+    proxy: &Proxy,
+    method: Method,
+    path: &str,
+    cookie: &str,
+    form: &str,
+) -> Result<Reply> {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(format!("http://{}{path}", proxy.admin));
+    if !cookie.is_empty() {
+        builder = builder.header("cookie", cookie);
+    }
+    if !form.is_empty() {
+        builder = builder.header("content-type", "application/x-www-form-urlencoded");
+    }
+    crate::harness::client::send(
+        &crate::harness::client::http_client(),
+        builder.body(Full::new(Bytes::from(form.to_string())))?,
+    )
+    .await
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
+/// Signs in on the page with `bearer`; the session cookie and the page's CSRF token.
+async fn sign_in(proxy: &Proxy, bearer: &str) -> Result<(String, String)> {
+    let signed_in = page(
+        proxy,
+        Method::POST,
+        "/ui/login",
+        "",
+        &form(&[("token", bearer)]),
+    )
+    .await?;
+    ensure!(signed_in.status == 303, "sign-in: {}", signed_in.status);
+    let cookie = signed_in
+        .header("set-cookie")
+        .context("no session cookie")?
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let listed = page(proxy, Method::GET, "/ui/approvals", &cookie, "").await?;
+    let html = listed.text();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .context("no csrf field on the signed-in page")?
+        .to_string();
+    Ok((cookie, csrf))
+}
+
+async fn state_of(proxy: &Proxy, id: &str) -> Result<Value> {
+    Ok(show(proxy, id).await?["state"].clone())
+}
+
+#[tokio::test]
+async fn the_agent_cannot_approve_with_a_user_token_it_carries() -> Result<()> {
+    let upstream = Upstream::start(Behaviour::created()).await?;
+    // Approvals with an approvers file; no approver audience configured.
+    let proxy = workspace()?
+        .start(&base(&upstream, |r| r).approvals(""))
+        .await?;
+    let id = park(&proxy, "INV-00000131").await?;
+    let erin = user_token_with_approver_role("u_erin")?;
+
+    let api = approve(&proxy, &id, &erin).await?;
+    ensure!(api.status == 401, "API: {} {}", api.status, api.text());
+    let login = page(
+        &proxy,
+        Method::POST,
+        "/ui/login",
+        "",
+        &form(&[("token", &erin)]),
+    )
+    .await?;
+    ensure!(login.status == 401, "page sign-in: {}", login.status);
+
+    ensure!(state_of(&proxy, &id).await? == "pending");
+    ensure!(upstream.received().is_empty(), "the upstream was called");
+    Ok(())
+}
+
+#[tokio::test]
+async fn approver_jwts_need_their_own_audience() -> Result<()> {
+    let upstream = Upstream::start(Behaviour::created()).await?;
+    let setup = base(&upstream, |r| r).approvals(&format!("jwt_audience: {APPROVER_AUDIENCE}"));
+    let proxy = workspace()?.start(&setup).await?;
+    let id = park(&proxy, "INV-00000132").await?;
+
+    // The user token the agent holds (identity audience) is still no approver's.
+    let erin = user_token_with_approver_role("u_erin")?;
+    let refused = approve(&proxy, &id, &erin).await?;
+    ensure!(
+        refused.status == 401,
+        "{} {}",
+        refused.status,
+        refused.text()
+    );
+    // Right audience, no role.
+    let viewer = approver_jwt("dave", &["viewer"])?;
+    let no_role = approve(&proxy, &id, &viewer).await?;
+    ensure!(
+        no_role.status == 403 && no_role.json()?["error"]["code"] == "not_an_approver",
+        "{}",
+        no_role.text()
+    );
+    // Right audience, no `aud` at all: refused, not defaulted.
+    let mut claims = jwt::claims("frank", "");
+    claims.as_object_mut().context("claims")?.remove("aud");
+    claims["roles"] = json!(["approver"]);
+    let no_aud = approve(&proxy, &id, &jwt::sign(&claims, jwt::SECRET)?).await?;
+    ensure!(no_aud.status == 401, "{} {}", no_aud.status, no_aud.text());
+    ensure!(upstream.received().is_empty());
+
+    let carol = approver_jwt("carol", &["approver"])?;
+    let approved = approve(&proxy, &id, &carol).await?;
+    ensure!(approved.status == 200, "{}", approved.text());
+    ensure!(approved.json()?["decided_by"] == "carol");
+    ensure!(upstream.received().len() == 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_approver_audience_equal_to_the_identity_audience_is_refused_at_start() -> Result<()> {
+    let upstream = Upstream::start(Behaviour::created()).await?;
+    let setup = base(&upstream, |r| r).approvals(&format!("jwt_audience: {}", jwt::AUDIENCE));
+    let (status, stderr) = workspace()?.run_to_exit(&setup).await?;
+    ensure!(!status.success(), "started; stderr:\n{stderr}");
+    ensure!(
+        stderr.contains("approvals.jwt_audience"),
+        "stderr does not name the field:\n{stderr}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_revoked_approvers_page_session_ends_at_once() -> Result<()> {
+    let upstream = Upstream::start(Behaviour::created()).await?;
+    let proxy = workspace()?
+        .start(&base(&upstream, |r| r).approvals(""))
+        .await?;
+    let id = park(&proxy, "INV-00000133").await?;
+    let (cookie, csrf) = sign_in(&proxy, token("alice")?).await?;
+
+    // alice's line leaves the approvers file; bob stays.
+    let remaining: String = crate::harness::APPROVERS
+        .iter()
+        .filter(|(name, _)| *name != "alice")
+        .map(|(name, token)| format!("{name} {token}\n"))
+        .collect();
+    proxy.workspace().write("secrets/approvers", &remaining)?;
+
+    let decided = page(
+        &proxy,
+        Method::POST,
+        &format!("/ui/approvals/{id}/approve"),
+        &cookie,
+        &form(&[("csrf", &csrf)]),
+    )
+    .await?;
+    let location = decided.header("location").unwrap_or_default();
+    ensure!(
+        !location.contains("notice"),
+        "the revoked session decided: {} {location}",
+        decided.status
+    );
+    let listed = page(&proxy, Method::GET, "/ui/approvals", &cookie, "").await?;
+    ensure!(
+        listed.text().contains("name=\"token\""),
+        "the revoked session still sees the queue"
+    );
+    ensure!(state_of_as(&proxy, &id, "bob").await? == "pending");
+    ensure!(upstream.received().is_empty(), "the upstream was called");
+    Ok(())
+}
+
+async fn state_of_as(proxy: &Proxy, id: &str, approver: &str) -> Result<Value> {
+    let reply = proxy
+        .admin_call(
+            Method::GET,
+            &format!("/approvals/{id}"),
+            Some(token(approver)?),
+            None,
+        )
+        .await?;
+    ensure!(reply.status == 200, "{} {}", reply.status, reply.text());
+    Ok(reply.json()?["state"].clone())
+}
+
+/// An allowed refund (under the approval limit) with a dedup window: its trace id and
+/// its dedup key.
+async fn allowed_refund(proxy: &Proxy) -> Result<(String, String)> {
+    let reply = crate::harness::approvals::refund(proxy, AGENT_USER, "INV-00000134", 10).await?;
+    ensure!(reply.status == 201, "{} {}", reply.status, reply.text());
+    let trace = reply.header("lastmile-trace-id").context("trace id")?;
+    let key = reply.header("lastmile-dedup-key").context("dedup key")?;
+    Ok((trace, key))
+}
+
+#[tokio::test]
+async fn request_data_on_the_admin_port_needs_the_operator_token() -> Result<()> {
+    let upstream = Upstream::start(Behaviour::created()).await?;
+    let setup = base(&upstream, |r| r).approvals("").admin_token();
+    let proxy = workspace()?.start(&setup).await?;
+    let (trace, key) = allowed_refund(&proxy).await?;
+    let id = park(&proxy, "INV-00000135").await?;
+
+    let reads = [
+        format!("/traces/{trace}"),
+        format!("/dedup/{key}"),
+        "/approvals".to_string(),
+        format!("/approvals/{id}"),
+    ];
+    let agent_token = user_token_with_approver_role("u_erin")?;
+    for path in &reads {
+        for bearer in [None, Some("not-the-token"), Some(agent_token.as_str())] {
+            let reply = proxy.admin_call(Method::GET, path, bearer, None).await?;
+            ensure!(
+                reply.status == 401,
+                "{path} with {bearer:?}: {} {}",
+                reply.status,
+                reply.text()
+            );
+            ensure!(!reply.text().contains(AGENT_USER), "{path} leaked the user");
+        }
+        let opened = proxy
+            .admin_call(Method::GET, path, Some(ADMIN_TOKEN), None)
+            .await?;
+        ensure!(
+            opened.status == 200,
+            "{path}: {} {}",
+            opened.status,
+            opened.text()
+        );
+    }
+    // Approver credentials open the approvals API, not traces or dedup entries.
+    let approver = token("alice")?;
+    ensure!(
+        proxy
+            .admin_call(Method::GET, &reads[0], Some(approver), None)
+            .await?
+            .status
+            == 401
+    );
+    ensure!(
+        proxy
+            .admin_call(Method::GET, &reads[1], Some(approver), None)
+            .await?
+            .status
+            == 401
+    );
+    ensure!(
+        proxy
+            .admin_call(Method::GET, &reads[2], Some(approver), None)
+            .await?
+            .status
+            == 200
+    );
+    // Probes and scrapes stay open.
+    for open in ["/metrics", "/healthz", "/readyz"] {
+        ensure!(proxy.admin_get(open).await?.status == 200, "{open}");
+    }
+    // The operator token decides too, recorded as the operator.
+    let approved = approve(&proxy, &id, ADMIN_TOKEN).await?;
+    ensure!(approved.status == 200, "{}", approved.text());
+    ensure!(approved.json()?["decided_by"] == "operator");
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_an_operator_token_request_data_is_not_served() -> Result<()> {
+    let upstream = Upstream::start(Behaviour::created()).await?;
+    let proxy = Workspace::with_policy(crate::harness::approvals::APPROVAL_POLICY)?;
+    proxy.write("policies/data.json", r#"{"billing": {"paid": []}}"#)?;
+    let proxy = proxy.start(&base(&upstream, |r| r).approvals("")).await?;
+    let (trace, key) = allowed_refund(&proxy).await?;
+    for path in [format!("/traces/{trace}"), format!("/dedup/{key}")] {
+        let reply = proxy.admin_get(&path).await?;
+        ensure!(
+            reply.status == 403 && reply.json()?["error"]["code"] == "admin_token_not_configured",
+            "{path}: {} {}",
+            reply.status,
+            reply.text()
+        );
+    }
+    Ok(())
+}
