@@ -32,7 +32,8 @@ spec := tools[tool] if {
 	tools := data.tools
 }
 
-# The parsed JSON body when it is an object; {} otherwise.
+# The parsed body (JSON, or a form: its values are strings) when it is an object; {}
+# otherwise.
 body := input.request.body if is_object(input.request.body)
 
 default body := {}
@@ -77,9 +78,21 @@ deny contains {"code": "field_not_allowed", "message": msg} if {
 deny contains {"code": "field_not_allowed", "message": msg} if {
 	input.request.body == null
 	object.get(input.request, "body_bytes", 0) != 0
+	object.get(input.request, "body_opaque", false) != true
 	spec
 	msg := sprintf("%s takes a JSON object body, not this one (it is not JSON)", [tool])
 }
+
+# A body lastmile forwards without reading it (`body_opaque`: its type is listed in the
+# route's `opaque_content_types`, or the route is dry-run) cannot be checked at all, so it
+# is denied unless the tool accepts one (`"opaque_body": true`, say for a file upload).
+deny contains {"code": "opaque_body", "message": msg} if {
+	input.request.body_opaque == true
+	not opaque_accepted
+	msg := sprintf("%s: the policy cannot read a body of type %v, so it is not sent", [request_line, object.get(input.request, "content_type", null)])
+}
+
+opaque_accepted if spec.opaque_body == true
 
 # Every field in `required_fields` must be present in the body. (The count is a fast
 # path: when every required field is there, no field is looked at one by one.)

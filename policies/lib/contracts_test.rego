@@ -174,6 +174,32 @@ test_body_not_json_denied if {
 	"field_not_allowed" in codes(d)
 }
 
+opaque(r) := object.union(r, {"request": {"body": null, "body_opaque": true, "body_bytes": 5, "content_type": "text/plain"}})
+
+test_opaque_body_denied_by_default if {
+	d := contracts.deny with input as opaque(poke) with data.tools as tools
+	codes(d) == {"opaque_body", "field_required"}
+}
+
+test_opaque_body_denied_without_a_tool if {
+	r := opaque(req("POST", ["v1", "nothing"], null))
+	d := contracts.deny with input as r with data.tools as tools
+	codes(d) == {"opaque_body", "unknown_tool"}
+}
+
+test_opaque_body_accepted_by_a_tool_that_opts_in if {
+	t := object.union(tools, {"upload": {"route": "crm", "method": "PUT", "path": ["v1", "files"], "opaque_body": true, "scope": {}}})
+	r := opaque(req("PUT", ["v1", "files"], null))
+	d := contracts.deny with input as r with data.tools as t
+	count(d) == 0
+}
+
+test_form_body_checked_like_json if {
+	r := object.union(req("POST", ["v1", "things", "T-0001", "pokes"], {"strength": "gentle", "email": "a@b.example"}), {"request": {"body_opaque": false, "content_type": "application/x-www-form-urlencoded"}})
+	d := contracts.deny with input as r with data.tools as tools
+	codes(d) == {"field_not_allowed"}
+}
+
 test_bodiless_get_allowed if {
 	r := object.union(req("GET", ["v1", "things", "T-0001"], null), {"request": {"body_bytes": 0}})
 	d := contracts.deny with input as r with data.tools as tools

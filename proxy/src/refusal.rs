@@ -45,8 +45,18 @@ pub enum Refusal {
     UpstreamFailed,
     #[error("{0}")]
     InvalidIdempotencyKey(ClientKeyError),
-    #[error("a compressed JSON body cannot be inspected; send it uncompressed")]
+    #[error("a compressed body cannot be inspected; send it uncompressed")]
     UnsupportedContentEncoding,
+    /// A header whose value decides what is judged was sent more than once; it names
+    /// the header, never a value.
+    #[error("the {0} header was sent more than once; the policy and the upstream could read different values")]
+    AmbiguousHeader(String),
+    #[error("{0}")]
+    MethodOverride(&'static str),
+    #[error("the form body cannot be read unambiguously: {0}")]
+    InvalidForm(String),
+    #[error("the policy cannot read a body of this content type, and this route does not forward it unread; send JSON or application/x-www-form-urlencoded")]
+    UnsupportedMediaType,
     #[error("the Connection header names {0}, which lastmile relies on; it may not be dropped in transit")]
     BadConnectionHeader(String),
     #[error("the request body did not arrive in time")]
@@ -92,7 +102,12 @@ impl Refusal {
             Refusal::UpstreamUnreachable | Refusal::UpstreamFailed => StatusCode::BAD_GATEWAY,
             Refusal::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Refusal::InvalidIdempotencyKey(_) => StatusCode::BAD_REQUEST,
-            Refusal::UnsupportedContentEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Refusal::UnsupportedContentEncoding | Refusal::UnsupportedMediaType => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            Refusal::AmbiguousHeader(_) | Refusal::MethodOverride(_) | Refusal::InvalidForm(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Refusal::BadConnectionHeader(_) | Refusal::BadFraming(_) => StatusCode::BAD_REQUEST,
             Refusal::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Refusal::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -128,6 +143,10 @@ impl Refusal {
             Refusal::UpstreamFailed => "upstream_failed",
             Refusal::InvalidIdempotencyKey(_) => "invalid_idempotency_key",
             Refusal::UnsupportedContentEncoding => "unsupported_content_encoding",
+            Refusal::AmbiguousHeader(_) => "ambiguous_header",
+            Refusal::MethodOverride(_) => "method_override",
+            Refusal::InvalidForm(_) => "invalid_form",
+            Refusal::UnsupportedMediaType => "unsupported_media_type",
             Refusal::BadConnectionHeader(_) => "bad_connection_header",
             Refusal::BadFraming(_) => "bad_framing",
             Refusal::BodyTimeout => "body_timeout",

@@ -188,7 +188,7 @@ async fn a_replay_is_the_original_response_byte_for_byte() -> Result<()> {
     ensure!(upstream.received().len() == 2);
 
     // Operators see the entry; its body is not exposed.
-    let entry = proxy.admin_get(&format!("/dedup/{key}")).await?;
+    let entry = proxy.admin_operator_get(&format!("/dedup/{key}")).await?;
     ensure!(entry.status == 200, "{}", entry.text());
     let entry = entry.json()?;
     ensure!(
@@ -243,7 +243,13 @@ async fn post_note(proxy: &Proxy, key: &str, body: &'static str) -> Result<Reply
 #[tokio::test]
 async fn agent_idempotency_keys_are_validated_scoped_and_bound_to_one_request() -> Result<()> {
     let upstream = Upstream::start(Behaviour::created()).await?;
-    let proxy = start(&upstream, |r| r, |s| s).await?;
+    // Notes are plain text, forwarded unread; their bytes make the fingerprint.
+    let proxy = start(
+        &upstream,
+        |r| r.opaque_content_types(&["text/plain"]),
+        |s| s,
+    )
+    .await?;
     for bad in ["", "has space", &"k".repeat(256)] {
         assert_refusal(
             &post_note(&proxy, bad, "x").await?,
@@ -259,7 +265,8 @@ async fn agent_idempotency_keys_are_validated_scoped_and_bound_to_one_request() 
             Bytes::new(),
         )
         .await?;
-    assert_refusal(&twice, 400, "invalid_idempotency_key")?;
+    // Sent twice, the key is an ambiguous header, refused before it is read.
+    assert_refusal(&twice, 400, "ambiguous_header")?;
     ensure!(upstream.received().is_empty());
 
     // A text body with no policy intent: the agent's key names the window.
@@ -291,7 +298,10 @@ async fn an_upstream_timeout_holds_the_key_until_an_operator_releases_it() -> Re
     ensure!(error["error"]["outcome"] == "unknown");
     ensure!(upstream.received().len() == 1);
 
-    let entry = proxy.admin_get(&format!("/dedup/{key}")).await?.json()?;
+    let entry = proxy
+        .admin_operator_get(&format!("/dedup/{key}"))
+        .await?
+        .json()?;
     ensure!(
         entry["state"] == "unknown" && entry["reason"] == "upstream_timeout",
         "{entry}"

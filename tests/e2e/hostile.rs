@@ -83,6 +83,47 @@ fn json_post(body: &str) -> String {
     )
 }
 
+/// A request with `headers`, closed after the answer. Header values carry [`SECRET`] so
+/// that a refusal echoing a value is caught.
+fn with_headers(method_path: &str, headers: &str, body: &str) -> String {
+    format!(
+        "{method_path} HTTP/1.1\r\nHost: agent\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Put into header values; no refusal may contain it.
+const SECRET: &str = "s3cr3t-value-91f";
+
+/// Requests the policy and the upstream could read differently: doubled singleton
+/// headers, bodies the policy cannot read, method overrides, `;` path parameters.
+fn ambiguous_requests() -> Vec<Case> {
+    let p = |headers: &str, body: &str| with_headers("POST /crm/v1/invoices", headers, body);
+    let form = "Content-Type: application/x-www-form-urlencoded\r\n";
+    vec![
+        case("two Content-Types", p("Content-Type: text/plain\r\nContent-Type: application/json\r\n", r#"{"forbidden": true}"#), 400, Some("ambiguous_header")),
+        case("two Content-Encodings", p(&format!("Content-Type: application/json\r\nContent-Encoding: identity\r\nContent-Encoding: {SECRET}\r\n"), "{}"), 400, Some("ambiguous_header")),
+        case("two Authorization headers", with_headers("GET /crm/v1/invoices", &format!("Authorization: Bearer a\r\nAuthorization: Bearer {SECRET}\r\n"), ""), 400, Some("ambiguous_header")),
+        case("two identity headers", with_headers("GET /crm/v1/invoices", &format!("X-Lastmile-User: a.b.c\r\nX-Lastmile-User: {SECRET}\r\n"), ""), 400, Some("ambiguous_header")),
+        case("two Idempotency-Keys", p(&format!("Content-Type: application/json\r\nIdempotency-Key: a\r\nIdempotency-Key: {SECRET}\r\n"), "{}"), 400, Some("ambiguous_header")),
+        case("two Hosts", with_headers("GET /crm/v1/invoices", &format!("Host: {SECRET}\r\n"), ""), 400, Some("ambiguous_header")),
+        case("JSON sent as text/plain", p("Content-Type: text/plain\r\n", r#"{"forbidden": true}"#), 415, Some("unsupported_media_type")),
+        case("JSON sent without a content type", p("", r#"{"forbidden": true}"#), 415, Some("unsupported_media_type")),
+        case("a form denied field", p(form, "forbidden=1"), 403, Some("denied")),
+        case("a form key sent twice", p(form, "amount=1&amount=1000000"), 400, Some("invalid_form")),
+        case("a form key as a value and an object", p(form, "a=1&a%5Bb%5D=2"), 400, Some("invalid_form")),
+        case("a form with a bad percent escape", p(form, "a=%zz"), 400, Some("invalid_form")),
+        case("a form with invalid UTF-8", p(form, "a=%ff"), 400, Some("invalid_form")),
+        case("a gzip-encoded form", p(&format!("{form}Content-Encoding: gzip\r\n"), "a=1"), 415, Some("unsupported_content_encoding")),
+        case("X-HTTP-Method-Override on a POST", p("Content-Type: application/json\r\nX-HTTP-Method-Override: DELETE\r\n", "{}"), 400, Some("method_override")),
+        case("X-HTTP-Method on a POST", p("Content-Type: application/json\r\nX-HTTP-Method: DELETE\r\n", "{}"), 400, Some("method_override")),
+        case("X-Method-Override on a POST", p("Content-Type: application/json\r\nX-Method-Override: DELETE\r\n", "{}"), 400, Some("method_override")),
+        case("a '..;' path segment", with_headers("GET /crm/v1/..;/admin", "", ""), 400, Some("bad_path")),
+        case("a ';' path parameter", with_headers("GET /crm/v1/invoices;jsessionid=x", "", ""), 400, Some("bad_path")),
+        case("an encoded ';' in the path", with_headers("GET /crm/v1/..%3B/admin", "", ""), 400, Some("bad_path")),
+    ]
+}
+
 fn corpus() -> Vec<Case> {
     let many_headers: String = (0..101).map(|i| format!("X-H{i}: v\r\n")).collect();
     let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
@@ -127,6 +168,9 @@ fn corpus() -> Vec<Case> {
             bytes
         }, 400, Some("invalid_json")),
     ]
+    .into_iter()
+    .chain(ambiguous_requests())
+    .collect()
 }
 
 #[tokio::test]
@@ -138,7 +182,8 @@ async fn the_hostile_corpus_is_refused_and_nothing_reaches_the_upstream() -> Res
         let got = statuses(&text);
         let code = first_code(&text);
         let ok = got.first() == Some(&case.status)
-            && case.code.is_none_or(|c| code.as_deref() == Some(c));
+            && case.code.is_none_or(|c| code.as_deref() == Some(c))
+            && !text.contains(SECRET);
         if !ok {
             failures.push(format!(
                 "{}: expected {} {:?}, got {got:?} {code:?}",
@@ -329,5 +374,77 @@ async fn at_the_connection_cap_new_connections_wait() -> Result<()> {
     let text = third.await??;
     ensure!(statuses(&text) == [201], "{text}");
     drop(second);
+    Ok(())
+}
+
+/// A deny-list rule: no body may carry an `email` field.
+const DENY_EMAIL: &str = r#"package lastmile
+
+decision := {"deny": deny}
+
+deny contains {"code": "raw_recipient", "message": "the body may not name an e-mail address"} if {
+	is_object(input.request.body)
+	"email" in object.keys(input.request.body)
+}
+"#;
+
+#[tokio::test]
+async fn a_deny_list_rule_sees_form_encoded_fields() -> Result<()> {
+    let upstream = Upstream::start(Behaviour::created()).await?;
+    let proxy = crate::harness::Workspace::with_policy(DENY_EMAIL)?
+        .start(&Setup::new(vec![RouteSpec::new(
+            "crm",
+            "/crm",
+            upstream.url(),
+        )]))
+        .await?;
+    for body in ["email=attacker%40evil.example", "name=x&email=a@b.example"] {
+        let request = with_headers(
+            "POST /crm/v1/contacts",
+            "Content-Type: application/x-www-form-urlencoded\r\n",
+            body,
+        );
+        let text = exchange(proxy.data, request.as_bytes(), Duration::from_secs(5)).await?;
+        ensure!(statuses(&text) == [403], "{body}: {text}");
+        ensure!(
+            first_code(&text).as_deref() == Some("denied"),
+            "{body}: {text}"
+        );
+    }
+    ensure!(upstream.received().is_empty(), "{:?}", upstream.received());
+    Ok(())
+}
+
+/// Denies any header value that holds an "@": a stand-in for the library's recipient rule.
+const DENY_AT_IN_HEADERS: &str = r#"package lastmile
+
+decision := {"deny": deny}
+
+deny contains {"code": "raw_recipient", "message": sprintf("header %s holds an address", [name])} if {
+	some name, value in input.request.headers
+	contains(value, "@")
+}
+"#;
+
+#[tokio::test]
+async fn a_header_with_bytes_beyond_ascii_is_still_shown_to_the_policy() -> Result<()> {
+    let upstream = Upstream::start(Behaviour::created()).await?;
+    let proxy = crate::harness::Workspace::with_policy(DENY_AT_IN_HEADERS)?
+        .start(&Setup::new(vec![RouteSpec::new(
+            "crm",
+            "/crm",
+            upstream.url(),
+        )]))
+        .await?;
+    // obs-text (RFC 9110 §5.5): hyper accepts it, so the policy must see the value too.
+    let mut request =
+        b"GET /crm/v1/contacts HTTP/1.1\r\nHost: crm\r\nX-Recipient: attacker@evil.example"
+            .to_vec();
+    request.extend_from_slice(&[0xe9, 0xff]);
+    request.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+    let text = exchange(proxy.data, &request, Duration::from_secs(5)).await?;
+    ensure!(statuses(&text) == [403], "{text}");
+    ensure!(first_code(&text).as_deref() == Some("denied"), "{text}");
+    ensure!(upstream.received().is_empty(), "{:?}", upstream.received());
     Ok(())
 }

@@ -231,7 +231,8 @@ async fn bad_user_tokens_are_401_unauthenticated() -> Result<()> {
         }
     }
 
-    // Two identity headers, even if one is valid, are ambiguous.
+    // Two identity headers, even if one is valid, are ambiguous: refused before either
+    // is verified.
     let good = alice()?;
     let reply = proxy
         .request(
@@ -245,7 +246,7 @@ async fn bad_user_tokens_are_401_unauthenticated() -> Result<()> {
             Bytes::from_static(b"{}"),
         )
         .await?;
-    assert_refusal(&reply, 401, "unauthenticated")
+    assert_refusal(&reply, 400, "ambiguous_header")
         .map_err(|e| e.context("two identity headers"))?;
     nothing_forwarded(&upstream)
 }

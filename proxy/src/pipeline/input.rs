@@ -17,6 +17,7 @@ const HIDDEN_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cook
 pub struct InputParts<'a> {
     pub route: &'a str,
     pub mode: &'static str,
+    /// The effective method: an honoured method override's, else the request line's.
     pub method: &'a Method,
     pub path: &'a str,
     pub segments: Vec<String>,
@@ -52,8 +53,9 @@ pub fn build_with_approval(parts: InputParts<'_>, approval: Value) -> Value {
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map_or(Value::Null, Value::from);
+    let body_opaque = matches!(parts.body, BodyView::Opaque);
     let body = match parts.body {
-        BodyView::Json(value) => value,
+        BodyView::Json(value) | BodyView::Form(value) => value,
         BodyView::Empty | BodyView::Opaque => Value::Null,
     };
     let request = obj([
@@ -73,6 +75,7 @@ pub fn build_with_approval(parts: InputParts<'_>, approval: Value) -> Value {
         ("headers", headers(parts.headers, parts.hidden)),
         ("content_type", content_type),
         ("body", body),
+        ("body_opaque", Value::from(body_opaque)),
         ("body_bytes", Value::from(parts.body_bytes)),
     ]);
     obj([
@@ -108,10 +111,12 @@ fn headers(headers: &HeaderMap, hidden: [Option<&HeaderName>; 2]) -> Value {
         if HIDDEN_HEADERS.contains(&name.as_str()) || hidden.contains(&Some(name)) {
             continue;
         }
-        let values: Vec<&str> = headers
+        // Bytes beyond visible ASCII (obs-text) are forwarded as they came, so the policy
+        // must see the value too: read as UTF-8, with U+FFFD for invalid sequences.
+        let values: Vec<std::borrow::Cow<'_, str>> = headers
             .get_all(name)
             .iter()
-            .filter_map(|v| v.to_str().ok())
+            .map(|v| String::from_utf8_lossy(v.as_bytes()))
             .collect();
         if !values.is_empty() {
             map.insert(Value::from(name.as_str()), Value::from(values.join(", ")));
@@ -168,6 +173,7 @@ mod tests {
             Value::Undefined
         );
         assert_eq!(input["request"]["body"], Value::from(7u64));
+        assert_eq!(input["request"]["body_opaque"], Value::from(false));
         assert_eq!(input["user"], Value::Null);
     }
 }

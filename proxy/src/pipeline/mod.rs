@@ -7,6 +7,7 @@
 
 pub mod approved;
 pub mod dedup;
+pub mod form;
 pub mod forward;
 pub mod input;
 mod park;
@@ -222,6 +223,19 @@ impl Proxy {
         .flatten()
         .collect();
         request::check_connection(&parts.headers, &lastmile_headers)?;
+        let singletons: Vec<&http::HeaderName> = lastmile_headers
+            .iter()
+            .copied()
+            .chain(&route.config.dedup.upstream_idempotency_header)
+            .collect();
+        request::check_singletons(&parts.headers, &singletons)?;
+        // What the policy judges and the fingerprint covers; the request line's method
+        // and the override header still go upstream as sent.
+        let method = request::effective_method(
+            &parts.method,
+            &parts.headers,
+            route.config.allow_method_override,
+        )?;
 
         let user = match &self.identity {
             Some(verifier) => verifier
@@ -235,7 +249,7 @@ impl Proxy {
         }
         let client_key = ClientKey::from_headers(&parts.headers)
             .map_err(Refusal::InvalidIdempotencyKey)?
-            .filter(|_| !parts.method.is_safe());
+            .filter(|_| !method.is_safe());
 
         let body = tokio::time::timeout(
             self.body_read_timeout,
@@ -243,17 +257,17 @@ impl Proxy {
         )
         .await
         .map_err(|_| Refusal::BodyTimeout)??;
-        let view = request::view_body(&parts.headers, &body)?;
+        let view = request::view_body(&parts.headers, &body, &route.config)?;
         if self.include_body {
             record.request_body = self.redacted_body(&view, body.len());
         }
 
         let request_fingerprint = client_key.as_ref().map(|_| {
-            let body = match &view {
-                BodyView::Json(value) => dedup_key::Body::Json(value),
-                BodyView::Empty | BodyView::Opaque => dedup_key::Body::Bytes(&body),
+            let body = match view.document() {
+                Some(value) => dedup_key::Body::Json(value),
+                None => dedup_key::Body::Bytes(&body),
             };
-            Fingerprint::of_request(parts.method.as_str(), matched.path, parts.uri.query(), body)
+            Fingerprint::of_request(method.as_str(), matched.path, parts.uri.query(), body)
         });
 
         let policy = self.policy.current();
@@ -262,7 +276,7 @@ impl Proxy {
         let input = input::build(input::InputParts {
             route: &route.config.name,
             mode: route.config.mode.as_str(),
-            method: &parts.method,
+            method: &method,
             path: matched.path,
             segments,
             query: parts.uri.query(),
@@ -492,9 +506,7 @@ impl Proxy {
     /// The body for the trace, redacted; bodies over [`TRACE_BODY_LIMIT`] are replaced
     /// by their size, which keeps the in-memory ring of recent traces bounded.
     fn redacted_body(&self, view: &BodyView, len: usize) -> Option<serde_json::Value> {
-        let BodyView::Json(value) = view else {
-            return None;
-        };
+        let value = view.document()?;
         if len > TRACE_BODY_LIMIT {
             return Some(serde_json::json!({"omitted_bytes": len}));
         }

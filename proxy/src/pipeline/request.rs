@@ -1,8 +1,10 @@
-//! Reading the agent's request: path safety, bounded body, JSON parsing.
+//! Reading the agent's request as the upstream will: path safety, headers that must be
+//! single, the effective method, a bounded body, and the body parsed for the policy.
 
+use crate::config::{Mode, RouteConfig};
 use crate::refusal::Refusal;
 use bytes::Bytes;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName, Method};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use regorus::Value;
@@ -13,13 +15,27 @@ pub enum BodyView {
     Empty,
     /// Parsed once; the original bytes are what goes upstream.
     Json(Value),
-    /// Not JSON: the policy gets the content type and length only.
+    /// `application/x-www-form-urlencoded`, parsed by [`super::form::parse`].
+    Form(Value),
+    /// A type the route forwards unread (or any, on a dry-run route): the policy gets the
+    /// content type, the length and `body_opaque: true`.
     Opaque,
+}
+
+impl BodyView {
+    /// The parsed document, for the policy, the dedup fingerprint and the trace.
+    pub fn document(&self) -> Option<&Value> {
+        match self {
+            BodyView::Json(value) | BodyView::Form(value) => Some(value),
+            BodyView::Empty | BodyView::Opaque => None,
+        }
+    }
 }
 
 /// Splits the upstream path into percent-decoded segments for the policy, refusing
 /// paths that an upstream might normalise into something the policy did not see
-/// (`..`, `.`, encoded slashes, empty segments).
+/// (`..`, `.`, encoded slashes, empty segments, and `;`, which servlet-style servers
+/// strip as a path parameter: `/v1/..;/admin` is `/admin` to them).
 pub fn path_segments(path: &str) -> Result<Vec<String>, Refusal> {
     let inner = path.strip_prefix('/').unwrap_or(path);
     let inner = inner.strip_suffix('/').unwrap_or(inner);
@@ -40,6 +56,11 @@ pub fn path_segments(path: &str) -> Result<Vec<String>, Refusal> {
             if segment.contains(['/', '\\', '\0']) {
                 return Err(Refusal::BadPath(
                     "the path has an encoded slash, backslash or NUL",
+                ));
+            }
+            if segment.contains(';') {
+                return Err(Refusal::BadPath(
+                    "the path has a ';', which some servers strip as a path parameter",
                 ));
             }
             Ok(segment.into_owned())
@@ -119,38 +140,60 @@ pub fn check_connection(headers: &HeaderMap, extra: &[&http::HeaderName]) -> Res
     Ok(())
 }
 
-/// Whether a content type says JSON (`application/json`, `application/*+json`).
-pub fn is_json(headers: &HeaderMap) -> bool {
-    let Some(ct) = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+/// The content type's essence (`type/subtype`), lower case; `None` without one.
+fn essence(headers: &HeaderMap) -> Option<String> {
+    let ct = headers.get(http::header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(ct.split(';').next()?.trim().to_ascii_lowercase())
+}
+
+fn is_json_essence(essence: &str) -> bool {
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// Parses the body for the policy. A JSON content type with a body that does not parse
-/// is refused: the policy must never judge a body it could not read.
-pub fn view_body(headers: &HeaderMap, body: &[u8]) -> Result<BodyView, Refusal> {
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// Whether lastmile parses bodies of this essence for the policy (JSON or a form).
+pub fn parsed_media_type(essence: &str) -> bool {
+    is_json_essence(essence) || essence == FORM
+}
+
+/// Whether a content type says JSON (`application/json`, `application/*+json`).
+pub fn is_json(headers: &HeaderMap) -> bool {
+    essence(headers).is_some_and(|e| is_json_essence(&e))
+}
+
+/// Parses the body for the policy; the one reading used for the data path and approved
+/// execution alike. JSON and form bodies that do not parse unambiguously are refused:
+/// the policy must never judge a body it could not read. Any other body is refused on an
+/// enforce route unless the route lists its type in `opaque_content_types`; a dry-run
+/// route observes and forwards it. Either way the policy is told it is opaque.
+pub fn view_body(
+    headers: &HeaderMap,
+    body: &[u8],
+    route: &RouteConfig,
+) -> Result<BodyView, Refusal> {
     if body.is_empty() {
         return Ok(BodyView::Empty);
     }
-    if !is_json(headers) {
-        return Ok(BodyView::Opaque);
-    }
+    let essence = essence(headers);
+    let Some(parsed) = essence.as_deref().filter(|e| parsed_media_type(e)) else {
+        let listed = essence.is_some_and(|e| route.opaque_content_types.contains(&e));
+        return match (listed, route.mode) {
+            (true, _) | (false, Mode::DryRun) => Ok(BodyView::Opaque),
+            (false, Mode::Enforce) => Err(Refusal::UnsupportedMediaType),
+        };
+    };
     let encoding = headers
         .get(http::header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("").trim().to_ascii_lowercase());
     if encoding.is_some_and(|e| e != "identity") {
         return Err(Refusal::UnsupportedContentEncoding);
+    }
+    if parsed == FORM {
+        return super::form::parse(body, MAX_JSON_DEPTH)
+            .map(BodyView::Form)
+            .map_err(Refusal::InvalidForm);
     }
     super::strict_json::check(body, MAX_JSON_DEPTH).map_err(Refusal::InvalidJson)?;
     serde_json::from_slice::<Value>(body)
@@ -158,46 +201,77 @@ pub fn view_body(headers: &HeaderMap, body: &[u8]) -> Result<BodyView, Refusal> 
         .map_err(|e| Refusal::InvalidJson(format!("line {} column {}", e.line(), e.column())))
 }
 
+/// Headers whose value decides what is judged or where it goes: sent twice, the policy
+/// could judge one value and the upstream act on the other (first wins in some servers,
+/// last in others).
+const SINGLETONS: [&str; 5] = [
+    "content-type",
+    "content-encoding",
+    "host",
+    "authorization",
+    "idempotency-key",
+];
+
+/// Refuses a singleton header, or one of `extra` (the identity header and the route's
+/// credential and upstream idempotency headers), sent more than once.
+pub fn check_singletons(headers: &HeaderMap, extra: &[&HeaderName]) -> Result<(), Refusal> {
+    let names = SINGLETONS
+        .iter()
+        .copied()
+        .chain(extra.iter().map(|n| n.as_str()));
+    for name in names {
+        if headers.get_all(name).iter().nth(1).is_some() {
+            return Err(Refusal::AmbiguousHeader(name.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// Headers some frameworks read as the real method of a POST.
+const METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// The method the upstream will perform: `method`, or the one a method-override header
+/// names when the route `allowed` them. Without that opt-in such a header is refused (the
+/// policy would judge a POST the upstream performs as a DELETE); with it, exactly one
+/// upper-case method token, not CONNECT.
+pub fn effective_method(
+    method: &Method,
+    headers: &HeaderMap,
+    allowed: bool,
+) -> Result<Method, Refusal> {
+    let mut values = METHOD_OVERRIDES
+        .iter()
+        .flat_map(|name| headers.get_all(*name).iter());
+    let Some(value) = values.next() else {
+        return Ok(method.clone());
+    };
+    if !allowed {
+        return Err(Refusal::MethodOverride(
+            "this route does not honour method-override headers (X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override); send the method itself",
+        ));
+    }
+    if values.next().is_some() {
+        return Err(Refusal::MethodOverride(
+            "send at most one method-override header",
+        ));
+    }
+    let bytes = value.as_bytes();
+    // Upper case only: a policy matching "DELETE" must not miss a "delete" the upstream honours.
+    let token = !bytes.is_empty() && bytes.iter().all(|b| b.is_ascii_uppercase() || *b == b'-');
+    match Method::from_bytes(bytes) {
+        Ok(m) if token && m != Method::CONNECT => Ok(m),
+        _ => Err(Refusal::MethodOverride(
+            "a method override must name one upper-case method, not CONNECT",
+        )),
+    }
+}
+
 /// Deepest nesting of a JSON body the policy will read; deeper documents are refused.
 pub const MAX_JSON_DEPTH: usize = 32;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn segments_are_decoded_and_unsafe_paths_refused() {
-        assert_eq!(
-            path_segments("/v1/invoices/INV%2D1/").ok(),
-            Some(vec!["v1".into(), "invoices".into(), "INV-1".into()])
-        );
-        assert_eq!(path_segments("/").ok(), Some(vec![]));
-        for bad in [
-            "/v1/../admin",
-            "/v1/./x",
-            "/v1//x",
-            "/v1/a%2Fb",
-            "/v1/%2e%2e/x",
-            "/v1/%ff",
-        ] {
-            assert!(path_segments(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn json_content_types() {
-        let mut h = HeaderMap::new();
-        for (ct, json) in [
-            ("application/json", true),
-            ("Application/JSON; charset=utf-8", true),
-            ("application/vnd.api+json", true),
-            ("text/plain", false),
-        ] {
-            h.insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static(ct),
-            );
-            assert_eq!(is_json(&h), json, "{ct}");
-        }
-    }
-}
+mod tests;

@@ -36,7 +36,11 @@ impl Proxy {
             .map_err(|_| failure("bad_request", "the stored method is invalid"))?;
         let headers = stored_headers(&a.request.headers);
         let segments = request::path_segments(&a.request.path).map_err(bad)?;
-        let view = request::view_body(&headers, &a.body).map_err(bad)?;
+        // The same reading as the data path's, under the route's current settings.
+        let effective =
+            request::effective_method(&method, &headers, route.config.allow_method_override)
+                .map_err(bad)?;
+        let view = request::view_body(&headers, &a.body, &route.config).map_err(bad)?;
         let user = a.user_claims.clone().map(|claims| User {
             sub: a.user.clone(),
             claims: Value::from(claims),
@@ -44,21 +48,28 @@ impl Proxy {
         let body = Bytes::from(a.body.clone());
         let client_key = ClientKey::from_headers(&headers)
             .map_err(|e| bad(Refusal::InvalidIdempotencyKey(e)))?
-            .filter(|_| !method.is_safe());
+            .filter(|_| !effective.is_safe());
         let fingerprint = client_key.as_ref().map(|_| {
-            let b = match &view {
-                request::BodyView::Json(value) => dedup_key::Body::Json(value),
-                _ => dedup_key::Body::Bytes(&body),
+            let b = match view.document() {
+                Some(value) => dedup_key::Body::Json(value),
+                None => dedup_key::Body::Bytes(&body),
             };
             Fingerprint::of_request(
-                method.as_str(),
+                effective.as_str(),
                 &a.request.path,
                 a.request.query.as_deref(),
                 b,
             )
         });
-        let decision =
-            self.reevaluate(route, a, &method, segments, &headers, view, user.as_ref())?;
+        let decision = self.reevaluate(
+            route,
+            a,
+            &effective,
+            segments,
+            &headers,
+            view,
+            user.as_ref(),
+        )?;
         let attempt = match route.config.mode {
             Mode::Enforce => dedup_step::attempt(dedup_step::Facts {
                 route: &route.config,
