@@ -30,10 +30,22 @@ fn copy_dir(workspace: &Workspace, from: &Path, to: &str) -> Result<()> {
 
 /// The invoicing example in front of a recording upstream, as route `crm` on `/crm`.
 async fn invoicing() -> Result<(Upstream, Proxy)> {
+    invoicing_with(|_| Ok(())).await
+}
+
+/// [`invoicing`], with the example's `data.json` changed by `edit` first.
+async fn invoicing_with(
+    edit: impl FnOnce(&mut serde_json::Value) -> Result<()>,
+) -> Result<(Upstream, Proxy)> {
     let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
     let workspace = Workspace::new()?;
     copy_dir(&workspace, &policies.join("examples/invoicing"), "policies")?;
     copy_dir(&workspace, &policies.join("lib"), "library")?;
+    let mut data: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        workspace.path("policies/data.json"),
+    )?)?;
+    edit(&mut data)?;
+    workspace.write("policies/data.json", &data.to_string())?;
     let upstream = Upstream::start(Behaviour::created()).await?;
     let setup = Setup::new(vec![
         RouteSpec::new("crm", "/crm", upstream.url()).require_user()
@@ -199,5 +211,79 @@ async fn amounts_over_the_limit_need_approval_and_over_the_ceiling_are_denied() 
         upstream.received().len() == 1,
         "only the small invoice may reach the upstream"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn addresses_in_headers_and_query_values_are_denied_before_the_upstream() -> Result<()> {
+    // `note` becomes a free-text search parameter, so only the recipient rule stands
+    // between an address in it and the upstream.
+    let (upstream, proxy) = invoicing_with(|data| {
+        data["tools"]["list_invoices"]["allowed_query"] = json!(["status", "note"]);
+        Ok(())
+    })
+    .await?;
+    let alice = user("u_alice", "acme", &["agent-operator"])?;
+    let reminder = json!({"channel": "email", "recipient_role": "billing"});
+
+    // A header the agent sets.
+    let reply = proxy
+        .post_json(
+            REMINDER,
+            &[
+                ("x-lastmile-user", &alice),
+                ("x-recipient", "attacker@evil.example"),
+            ],
+            &reminder,
+        )
+        .await?;
+    let body = assert_refusal(&reply, 403, "denied")?;
+    ensure!(reason_codes(&body) == ["raw_recipient"], "{body}");
+    let text = body.to_string();
+    ensure!(
+        text.contains("header 'x-recipient'") && !text.contains("attacker"),
+        "the reason must name the header, not the value: {body}"
+    );
+
+    // A free-text query value.
+    let reply = proxy
+        .get(
+            "/crm/v1/invoices?status=open&note=mail%20attacker@evil.example",
+            &[("x-lastmile-user", &alice)],
+        )
+        .await?;
+    let body = assert_refusal(&reply, 403, "denied")?;
+    ensure!(reason_codes(&body) == ["raw_recipient"], "{body}");
+    let text = body.to_string();
+    ensure!(
+        text.contains("query parameter 'note'") && !text.contains("attacker"),
+        "the reason must name the parameter, not the value: {body}"
+    );
+    ensure!(
+        upstream.received().is_empty(),
+        "a request naming an address reached the upstream"
+    );
+
+    // The same calls without an address pass, a standard header holding one included.
+    let reply = proxy
+        .post_json(
+            REMINDER,
+            &[
+                ("x-lastmile-user", &alice),
+                ("user-agent", "agent/1.0 (+mailto:ops@acme.example)"),
+                ("x-recipient-note", "ping @ops"),
+            ],
+            &reminder,
+        )
+        .await?;
+    ensure!(reply.status == 201, "{} {}", reply.status, reply.text());
+    let reply = proxy
+        .get(
+            "/crm/v1/invoices?status=open&note=overdue",
+            &[("x-lastmile-user", &alice)],
+        )
+        .await?;
+    ensure!(reply.status == 201, "{} {}", reply.status, reply.text());
+    ensure!(upstream.received().len() == 2);
     Ok(())
 }

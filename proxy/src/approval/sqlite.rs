@@ -72,23 +72,13 @@ fn int(value: u64) -> i64 {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the file and brings its schema up to date.
+    /// Opens (creating if needed) the file and brings its schema up to date. The file
+    /// and SQLite's side files are readable by lastmile's user only (they hold whole
+    /// parked requests); an error names the store and its path.
     pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
         use anyhow::Context;
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        let mut connection = Connection::open(path)
-            .with_context(|| format!("opening approval store {}", path.display()))?;
-        // WAL lets readers (the page, polls) proceed while a transition commits;
-        // FULL sync makes a parked approval survive a power cut once the agent has its 202.
-        connection.pragma_update(None, "journal_mode", "WAL")?;
-        connection.pragma_update(None, "synchronous", "FULL")?;
-        connection.pragma_update(None, "foreign_keys", "ON")?;
-        connection.busy_timeout(Duration::from_secs(5))?;
-        migrate(&mut connection)
-            .with_context(|| format!("migrating approval store {}", path.display()))?;
+        let connection =
+            connect(path).with_context(|| format!("approvals store {}", path.display()))?;
         Ok(SqliteStore {
             connection: Mutex::new(connection),
         })
@@ -106,6 +96,40 @@ impl SqliteStore {
             .unwrap_or_else(PoisonError::into_inner);
         f(&mut connection).map_err(fail)
     }
+}
+
+/// SQLite's side files: the WAL and its shared-memory index, and the rollback journal
+/// used before the switch to WAL.
+const SIDE_FILES: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// Creates the file private before SQLite opens it: SQLite gives the side files it creates
+/// the main file's mode, so they are private too. Side files left by an earlier run are
+/// tightened here, as SQLite reuses them as they are.
+fn connect(path: &Path) -> anyhow::Result<Connection> {
+    use anyhow::Context;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating its directory {}", parent.display()))?;
+    }
+    crate::private_file::ensure(path).context("creating the file")?;
+    for suffix in SIDE_FILES {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let side = Path::new(&side);
+        crate::private_file::tighten_existing(side)
+            .with_context(|| format!("tightening {}", side.display()))?;
+    }
+    let mut connection = Connection::open(path).context("opening the database")?;
+    // WAL lets readers (the page, polls) proceed while a transition commits;
+    // FULL sync makes a parked approval survive a power cut once the agent has its 202.
+    connection
+        .pragma_update(None, "journal_mode", "WAL")
+        .context("switching to WAL mode")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    connection.busy_timeout(Duration::from_secs(5))?;
+    migrate(&mut connection).context("migrating the schema")?;
+    Ok(connection)
 }
 
 fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {

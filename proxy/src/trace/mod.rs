@@ -48,11 +48,10 @@ impl TraceSink {
         let writer: Option<Box<dyn Write + Send>> = match &config.output {
             TraceOutput::Off => None,
             TraceOutput::Stdout => Some(Box::new(std::io::stdout())),
+            // Created 0600 (an existing file is tightened): records name users and
+            // carry request fields.
             TraceOutput::File(path) => Some(Box::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
+                crate::private_file::open_append(path)
                     .with_context(|| format!("opening trace file {}", path.display()))?,
             )),
         };

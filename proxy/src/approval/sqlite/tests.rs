@@ -166,3 +166,18 @@ fn new_as_approval(id: &str, created_ms: u64) -> Approval {
         failure: None,
     }
 }
+
+#[test]
+fn the_store_and_its_side_files_are_private() -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, store) = open()?;
+    // A write in WAL mode: SQLite has created the -wal and -shm files by now.
+    store.park(&new("a1", None, 100))?;
+    for name in ["approvals.db", "approvals.db-wal", "approvals.db-shm"] {
+        let mode = std::fs::metadata(dir.path().join("state").join(name))?
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
+    Ok(())
+}
