@@ -6,6 +6,7 @@
 //! only parses arguments and hands over a shutdown signal.
 
 pub mod admin;
+pub mod admin_token;
 pub mod approval;
 pub mod cli;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod identity;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;
+pub mod private_file;
 pub mod refusal;
 pub mod route;
 pub mod server;
@@ -82,7 +84,7 @@ pub async fn serve_with_clock(
     .context("loading the policy bundle")?;
     let policy = Arc::new(policy);
     let traces = trace::TraceSink::start(&config.trace, metrics.clone())?;
-    let dedup = dedup::open(&config.dedup, clock.clone())?;
+    let dedup = dedup::open(&config.dedup, clock.clone()).context("opening the dedup store")?;
     let approvals = match &config.approvals {
         Some(settings) => {
             let store = approval::Approvals::open_store(settings)?;
@@ -109,19 +111,14 @@ pub async fn serve_with_clock(
         dedup.clone(),
         approvals.clone(),
     )?);
-    let approvers = match (&approvals, &config.approvals) {
-        (Some(queue), Some(settings)) => Some(approval::api::ApproverSide {
+    let approvers = match (
+        &approvals,
+        approval::auth::ApproverAuth::from_config(&config)?,
+    ) {
+        (Some(queue), Some(auth)) => Some(approval::api::ApproverSide {
             proxy: proxy.clone(),
             approvals: queue.clone(),
-            auth: approval::auth::ApproverAuth::new(
-                settings.approvers_file.clone(),
-                config
-                    .identity
-                    .as_ref()
-                    .map(identity::Verifier::new)
-                    .transpose()?,
-                settings.approver_role.clone(),
-            ),
+            auth,
             sessions: approval::page::Sessions::default(),
         }),
         _ => None,
@@ -132,7 +129,7 @@ pub async fn serve_with_clock(
         policy: policy.clone(),
         ready: AtomicBool::new(false),
         dedup,
-        token_file: config.admin_token_file.clone(),
+        operator: admin_token::OperatorToken::new(config.admin_token_file.clone()),
         approvers,
     });
 

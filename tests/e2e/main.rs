@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod admin_credentials;
 mod approvals;
 mod approvals_page;
 mod approvals_safety;
@@ -13,9 +14,12 @@ mod demo;
 mod dry_run;
 mod failures;
 mod faults;
+mod form_bodies;
 mod forwarding;
 mod hostile;
+mod identity;
 mod library;
+mod lifecycle;
 mod observability;
 mod policy_cli;
 mod refusals;
@@ -23,3 +27,4 @@ mod reload;
 mod routing;
 mod soak;
 mod startup;
+mod stripe_sdk;

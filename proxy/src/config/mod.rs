@@ -38,6 +38,8 @@ pub struct ApprovalConfig {
     pub expire_after: Duration,
     pub approvers_file: Option<PathBuf>,
     pub approver_role: String,
+    /// How approver JWTs are told from user tokens; `None`: JWTs never approve.
+    pub approver_jwt: Option<ApproverJwtConfig>,
     /// The longest `?wait=` an agent's poll may ask for.
     pub max_wait: Duration,
     /// Upstream responses to executed approvals are kept up to this size.
@@ -46,6 +48,15 @@ pub struct ApprovalConfig {
     /// Base URL of the admin port for links (no trailing slash).
     pub public_url: Option<String>,
     pub webhook: Option<WebhookConfig>,
+}
+
+/// Approver JWTs: their own audience (never the identity audience), and optionally
+/// their own issuer and key set.
+#[derive(Debug, Clone)]
+pub struct ApproverJwtConfig {
+    pub audience: String,
+    pub issuer: Option<String>,
+    pub keys_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -82,14 +93,27 @@ pub struct PolicyConfig {
     pub require_tests_pass: bool,
 }
 
+/// How acting-user tokens are verified. Every key source is optional (at least one is
+/// set); a verifier uses the union of the keys they hold.
 #[derive(Debug, Clone)]
 pub struct IdentityConfig {
     pub header: http::HeaderName,
+    /// JWKS or PEM public key(s), re-read when the file changes.
     pub keys_file: Option<PathBuf>,
     pub hs256_secret_file: Option<PathBuf>,
+    /// When set, `iss` is required and must match.
     pub issuer: Option<String>,
+    /// When set, `aud` is required and must match.
     pub audience: Option<String>,
     pub leeway: Duration,
+    /// The IdP's JWKS endpoint; always `https`.
+    pub jwks_url: Option<Uri>,
+    /// Extra CA certificates (PEM) trusted for `jwks_url`.
+    pub jwks_ca_file: Option<PathBuf>,
+    /// The JWKS refresh schedule.
+    pub jwks_refresh: Duration,
+    /// The least time between two JWKS fetches (unknown-`kid` and retry rate limit).
+    pub jwks_min_refresh: Duration,
 }
 
 /// Whether a route's decisions are enforced or only recorded.
@@ -126,6 +150,10 @@ pub struct RouteConfig {
     pub dedup: RouteDedup,
     /// How long this route's approvals stay pending; `None`: the queue's default.
     pub approval_expire_after: Option<Duration>,
+    /// The policy judges the method an override header names (and the request goes on).
+    pub allow_method_override: bool,
+    /// Lower-case content-type essences forwarded unread (`body_opaque: true`).
+    pub opaque_content_types: Vec<String>,
 }
 
 /// How a route applies dedup windows.
@@ -234,7 +262,7 @@ impl Config {
         if p.eval_timeout_ms == 0 {
             bail!("policies.eval_timeout_ms must be greater than zero");
         }
-        Ok(Config {
+        let config = Config {
             listen,
             admin_listen,
             policies: PolicyConfig {
@@ -273,8 +301,33 @@ impl Config {
                 .approvals
                 .map(|a| validate_approvals(a, base))
                 .transpose()?,
-        })
+        };
+        check_approver_jwt(&config)?;
+        Ok(config)
     }
+}
+
+/// Approver JWTs are told from the user tokens the agent carries by their audience
+/// alone: sharing the identity audience would let the agent approve with a user's token.
+fn check_approver_jwt(config: &Config) -> Result<()> {
+    let Some(jwt) = config
+        .approvals
+        .as_ref()
+        .and_then(|a| a.approver_jwt.as_ref())
+    else {
+        return Ok(());
+    };
+    let Some(identity) = &config.identity else {
+        bail!(
+            "approvals.jwt_audience needs identity: approver JWTs are verified with its settings"
+        );
+    };
+    if identity.audience.as_deref() == Some(jwt.audience.as_str()) {
+        bail!(
+            "approvals.jwt_audience must differ from identity.audience: the agent holds user tokens for that audience, so it could approve its own requests"
+        );
+    }
+    Ok(())
 }
 
 fn parse_addr(field: &str, value: &str) -> Result<SocketAddr> {
@@ -292,8 +345,19 @@ fn resolve(base: &Path, path: &Path) -> PathBuf {
 }
 
 fn validate_identity(raw: RawIdentity, base: &Path) -> Result<IdentityConfig> {
-    if raw.keys_file.is_none() && raw.hs256_secret_file.is_none() {
-        bail!("identity: set keys_file or hs256_secret_file");
+    if raw.keys_file.is_none() && raw.hs256_secret_file.is_none() && raw.jwks_url.is_none() {
+        bail!("identity: set keys_file, hs256_secret_file or jwks_url");
+    }
+    let jwks_url = raw.jwks_url.as_deref().map(parse_jwks_url).transpose()?;
+    if jwks_url.is_none() && raw.jwks_ca_file.is_some() {
+        bail!("identity.jwks_ca_file needs identity.jwks_url");
+    }
+    if raw.jwks_min_refresh_seconds == 0 || raw.jwks_min_refresh_seconds > raw.jwks_refresh_seconds
+    {
+        bail!(
+            "identity.jwks_min_refresh_seconds must be at least 1 and at most identity.jwks_refresh_seconds ({})",
+            raw.jwks_refresh_seconds
+        );
     }
     Ok(IdentityConfig {
         header: parse_header_name("identity.header", &raw.header)?,
@@ -302,7 +366,27 @@ fn validate_identity(raw: RawIdentity, base: &Path) -> Result<IdentityConfig> {
         issuer: raw.issuer,
         audience: raw.audience,
         leeway: Duration::from_secs(raw.leeway_seconds),
+        jwks_url,
+        jwks_ca_file: raw.jwks_ca_file.map(|p| resolve(base, &p)),
+        jwks_refresh: Duration::from_secs(raw.jwks_refresh_seconds),
+        jwks_min_refresh: Duration::from_secs(raw.jwks_min_refresh_seconds),
     })
+}
+
+/// Keys decide who may act, so they are only fetched over TLS, from a plain host.
+fn parse_jwks_url(value: &str) -> Result<Uri> {
+    let url: Uri = value
+        .parse()
+        .with_context(|| format!("identity.jwks_url: {value:?} is not a URL"))?;
+    let plain_host = url
+        .authority()
+        .is_some_and(|a| !a.as_str().contains('@') && !a.host().is_empty());
+    if url.scheme() != Some(&Scheme::HTTPS) || !plain_host {
+        bail!(
+            "identity.jwks_url: {value:?} must be an https:// URL with a host (and no user info)"
+        );
+    }
+    Ok(url)
 }
 
 fn parse_header_name(field: &str, value: &str) -> Result<http::HeaderName> {
@@ -352,7 +436,36 @@ fn validate_route(raw: RawRoute, base: &Path) -> Result<RouteConfig> {
             Some(0) => bail!("approval_expire_after_seconds must be greater than zero"),
             seconds => seconds.map(Duration::from_secs),
         },
+        allow_method_override: raw.allow_method_override,
+        opaque_content_types: raw
+            .opaque_content_types
+            .iter()
+            .map(|t| opaque_content_type(t))
+            .collect::<Result<_>>()?,
     })
+}
+
+/// A media type the route forwards unread, lower-cased: `type/subtype` only (matched on
+/// the essence), and neither JSON nor a form, which lastmile always parses.
+fn opaque_content_type(value: &str) -> Result<String> {
+    let essence = value.trim().to_ascii_lowercase();
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    if !essence
+        .split_once('/')
+        .is_some_and(|(t, s)| token(t) && token(s))
+    {
+        bail!("opaque_content_types: {value:?} is not a type/subtype media type (no parameters or wildcards)");
+    }
+    if crate::pipeline::request::parsed_media_type(&essence) {
+        bail!(
+            "opaque_content_types: {value:?} is always parsed for the policy; it cannot be opaque"
+        );
+    }
+    Ok(essence)
 }
 
 fn validate_approvals(raw: RawApprovals, base: &Path) -> Result<ApprovalConfig> {
@@ -362,6 +475,18 @@ fn validate_approvals(raw: RawApprovals, base: &Path) -> Result<ApprovalConfig> 
     if raw.approver_role.is_empty() {
         bail!("approvals.approver_role must not be empty");
     }
+    let approver_jwt = match raw.jwt_audience {
+        Some(audience) if !audience.is_empty() => Some(ApproverJwtConfig {
+            audience,
+            issuer: raw.jwt_issuer,
+            keys_file: raw.jwt_keys_file.map(|p| resolve(base, &p)),
+        }),
+        Some(_) => bail!("approvals.jwt_audience must not be empty"),
+        None if raw.jwt_issuer.is_some() || raw.jwt_keys_file.is_some() => {
+            bail!("approvals.jwt_issuer and approvals.jwt_keys_file need approvals.jwt_audience")
+        }
+        None => None,
+    };
     let webhook = raw
         .webhook
         .map(|w| {
@@ -387,6 +512,7 @@ fn validate_approvals(raw: RawApprovals, base: &Path) -> Result<ApprovalConfig> 
         expire_after: Duration::from_secs(raw.expire_after_seconds),
         approvers_file: raw.approvers_file.map(|p| resolve(base, &p)),
         approver_role: raw.approver_role,
+        approver_jwt,
         max_wait: Duration::from_secs(raw.max_wait_seconds),
         max_response_bytes: raw.max_response_bytes,
         sweep_interval: Duration::from_millis(raw.sweep_interval_ms.max(10)),

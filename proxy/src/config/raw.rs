@@ -42,9 +42,19 @@ pub struct RawApprovals {
     /// Lines of `<approver name> <bearer token>`.
     #[serde(default)]
     pub approvers_file: Option<PathBuf>,
-    /// With `identity` configured, JWTs with this role (in `roles`) may approve.
+    /// JWTs with this role (in `roles`) may approve, when `jwt_audience` is set.
     #[serde(default = "default_approver_role")]
     pub approver_role: String,
+    /// The audience approver JWTs must carry; required to accept JWT approvers, and
+    /// never the identity audience (the agent holds tokens for that one).
+    #[serde(default)]
+    pub jwt_audience: Option<String>,
+    /// The issuer approver JWTs must carry; default: `identity.issuer`.
+    #[serde(default)]
+    pub jwt_issuer: Option<String>,
+    /// The key set approver JWTs are verified with; default: the identity key set.
+    #[serde(default)]
+    pub jwt_keys_file: Option<PathBuf>,
     #[serde(default = "default_max_wait_s")]
     pub max_wait_seconds: u64,
     #[serde(default = "default_max_response_bytes")]
@@ -102,6 +112,19 @@ pub struct RawIdentity {
     pub audience: Option<String>,
     #[serde(default = "default_leeway_s")]
     pub leeway_seconds: u64,
+    /// The identity provider's JWKS endpoint (https only), fetched in the background.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// PEM CA certificates trusted for `jwks_url`, besides the public roots.
+    #[serde(default)]
+    pub jwks_ca_file: Option<PathBuf>,
+    /// How often the key set is fetched again; default 300.
+    #[serde(default = "default_jwks_refresh_s")]
+    pub jwks_refresh_seconds: u64,
+    /// The least time between two fetches: a token with an unknown `kid` asks for one
+    /// early, and a failed fetch is retried, no sooner than this; default 30.
+    #[serde(default = "default_jwks_min_refresh_s")]
+    pub jwks_min_refresh_seconds: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,6 +155,14 @@ pub struct RawRoute {
     /// Overrides `approvals.expire_after_seconds` for this route.
     #[serde(default)]
     pub approval_expire_after_seconds: Option<u64>,
+    /// Honour `X-HTTP-Method-Override` and its kin (the policy judges the effective
+    /// method); default false: such headers are refused.
+    #[serde(default)]
+    pub allow_method_override: bool,
+    /// Content types (essences) whose bodies are forwarded without the policy reading
+    /// them; default none: such bodies are refused on enforce routes.
+    #[serde(default)]
+    pub opaque_content_types: Vec<String>,
 }
 
 /// How a route applies dedup windows.
@@ -322,6 +353,12 @@ fn default_identity_header() -> String {
     "x-lastmile-user".into()
 }
 fn default_leeway_s() -> u64 {
+    30
+}
+fn default_jwks_refresh_s() -> u64 {
+    300
+}
+fn default_jwks_min_refresh_s() -> u64 {
     30
 }
 fn default_timeout_ms() -> u64 {

@@ -133,3 +133,90 @@ fn the_poll_prefix_is_reserved_and_routes_may_set_their_expiry() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn approver_jwts_have_their_own_audience() -> Result<()> {
+    const IDENTITY: &str = "identity: {hs256_secret_file: s, audience: lastmile}\n";
+    let approvals =
+        |extra: &str| format!("{MINIMAL}{IDENTITY}approvals: {{store_path: a.db{extra}}}\n");
+    let config = load(&approvals(""))?;
+    assert!(config
+        .approvals
+        .context("approvals")?
+        .approver_jwt
+        .is_none());
+
+    let config = load(&approvals(
+        ", jwt_audience: lastmile-approvals, jwt_keys_file: keys/approvers.json",
+    ))?;
+    let jwt = config
+        .approvals
+        .and_then(|a| a.approver_jwt)
+        .context("approver_jwt")?;
+    assert_eq!(jwt.audience, "lastmile-approvals");
+    assert_eq!(
+        jwt.keys_file,
+        Some(PathBuf::from("/etc/lastmile/keys/approvers.json"))
+    );
+
+    let error = |text: String| load(&text).err().map(|e| format!("{e:#}"));
+    let same = error(approvals(", jwt_audience: lastmile")).unwrap_or_default();
+    assert!(
+        same.contains("approvals.jwt_audience must differ"),
+        "{same}"
+    );
+    let no_audience = error(approvals(", jwt_issuer: https://idp")).unwrap_or_default();
+    assert!(
+        no_audience.contains("need approvals.jwt_audience"),
+        "{no_audience}"
+    );
+    let no_identity = error(format!(
+        "{MINIMAL}approvals: {{store_path: a.db, jwt_audience: x}}\n"
+    ))
+    .unwrap_or_default();
+    assert!(no_identity.contains("needs identity"), "{no_identity}");
+    Ok(())
+}
+
+#[test]
+fn a_jwks_url_is_https_and_its_refresh_settings_are_bounded() -> Result<()> {
+    let with = |identity: &str| load(&format!("{MINIMAL}identity: {{{identity}}}\n"));
+    let config =
+        with("jwks_url: \"https://idp.example/.well-known/jwks.json\", jwks_ca_file: ca.pem")?;
+    let identity = config.identity.context("identity")?;
+    assert_eq!(identity.jwks_refresh, Duration::from_secs(300));
+    assert_eq!(identity.jwks_min_refresh, Duration::from_secs(30));
+    assert_eq!(
+        identity.jwks_ca_file,
+        Some(PathBuf::from("/etc/lastmile/ca.pem"))
+    );
+    assert!(identity.keys_file.is_none() && identity.hs256_secret_file.is_none());
+    for (identity, field) in [
+        ("jwks_url: \"http://idp.example/jwks\"", "identity.jwks_url"),
+        (
+            "jwks_url: \"https://user:pw@idp.example/jwks\"",
+            "identity.jwks_url",
+        ),
+        ("jwks_url: \"/jwks\"", "identity.jwks_url"),
+        (
+            "hs256_secret_file: s, jwks_ca_file: ca.pem",
+            "identity.jwks_ca_file",
+        ),
+        (
+            "jwks_url: \"https://idp/j\", jwks_min_refresh_seconds: 0",
+            "jwks_min_refresh_seconds",
+        ),
+        (
+            "jwks_url: \"https://idp/j\", jwks_refresh_seconds: 10, jwks_min_refresh_seconds: 20",
+            "jwks_min_refresh_seconds",
+        ),
+        ("issuer: x", "jwks_url"),
+    ] {
+        let error = with(identity)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(error.contains(field), "{identity}: {error}");
+    }
+    Ok(())
+}

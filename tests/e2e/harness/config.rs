@@ -23,6 +23,10 @@ pub struct RouteSpec {
     /// The route's `dedup:` block, as YAML flow text.
     pub dedup: Option<String>,
     pub approval_expire_after_seconds: Option<u64>,
+    /// `opaque_content_types`: bodies of these types are forwarded unread.
+    pub opaque_content_types: Vec<String>,
+    /// `allow_method_override`.
+    pub allow_method_override: bool,
 }
 
 impl RouteSpec {
@@ -40,7 +44,21 @@ impl RouteSpec {
             max_body_bytes: None,
             dedup: None,
             approval_expire_after_seconds: None,
+            opaque_content_types: Vec::new(),
+            allow_method_override: false,
         }
+    }
+
+    /// Lists content types whose bodies the route forwards without the policy reading them.
+    pub fn opaque_content_types(mut self, types: &[&str]) -> Self {
+        self.opaque_content_types = types.iter().map(|t| t.to_string()).collect();
+        self
+    }
+
+    /// Lets the agent override the method with `X-HTTP-Method-Override` and its kin.
+    pub fn allow_method_override(mut self) -> Self {
+        self.allow_method_override = true;
+        self
     }
 
     /// Sets `approval_expire_after_seconds`.
@@ -116,6 +134,13 @@ impl RouteSpec {
         if let Some(seconds) = self.approval_expire_after_seconds {
             writeln!(out, "    approval_expire_after_seconds: {seconds}")?;
         }
+        if !self.opaque_content_types.is_empty() {
+            let types: Vec<String> = self.opaque_content_types.iter().map(|t| q(t)).collect();
+            writeln!(out, "    opaque_content_types: [{}]", types.join(", "))?;
+        }
+        if self.allow_method_override {
+            writeln!(out, "    allow_method_override: true")?;
+        }
         Ok(())
     }
 }
@@ -131,6 +156,8 @@ pub struct Setup {
     pub routes: Vec<RouteSpec>,
     /// Verify `x-lastmile-user` tokens (HS256, issuer and audience checked).
     pub identity: bool,
+    /// More `identity:` settings, one `key: value` per line (e.g. `keys_file: keys.json`).
+    pub identity_settings: Vec<String>,
     /// `trace.include_body`.
     pub include_body: bool,
     /// Load `library/` as a policy library directory.
@@ -152,6 +179,7 @@ impl Setup {
         Setup {
             routes,
             identity: true,
+            identity_settings: Vec::new(),
             include_body: false,
             library: false,
             dedup: None,
@@ -160,6 +188,12 @@ impl Setup {
             eval_timeout_ms: None,
             approvals: None,
         }
+    }
+
+    /// Adds `key: value` (YAML) to the `identity:` block, next to the HS256 secret.
+    pub fn identity_setting(mut self, key: &str, value: &str) -> Self {
+        self.identity_settings.push(format!("{key}: {value}"));
+        self
     }
 
     pub fn eval_timeout_ms(mut self, ms: u64) -> Self {
@@ -242,6 +276,9 @@ impl Setup {
                 q(jwt::ISSUER),
                 q(jwt::AUDIENCE)
             )?;
+            for setting in &self.identity_settings {
+                writeln!(y, "  {setting}")?;
+            }
         }
         if let Some(dedup) = &self.dedup {
             writeln!(y, "dedup: {dedup}")?;

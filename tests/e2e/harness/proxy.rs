@@ -285,6 +285,21 @@ impl Proxy {
         &self.workspace
     }
 
+    /// Waits up to `limit` for the proxy process to exit on its own (after a signal, say)
+    /// and returns its exit status.
+    pub async fn exit_status(&mut self, limit: Duration) -> Result<ExitStatus> {
+        let Running::Child(guard) = &mut self.running else {
+            bail!("the proxy runs in this process: it has no exit status of its own");
+        };
+        eventually(
+            "the proxy to exit",
+            limit,
+            Duration::from_millis(50),
+            || std::future::ready(guard.0.try_wait().map_err(anyhow::Error::from)),
+        )
+        .await
+    }
+
     /// Kills the proxy at once (SIGKILL: no drain, as in a crash) and hands back its
     /// workspace, so a test can start it again on the same files.
     pub fn kill(self) -> Workspace {
@@ -371,6 +386,12 @@ impl Proxy {
         let request =
             Request::get(format!("http://{}{path}", self.admin)).body(Full::new(Bytes::new()))?;
         client::send(&self.client, request).await
+    }
+
+    /// GET on the admin port with the operator's token ([`super::ADMIN_TOKEN`]).
+    pub async fn admin_operator_get(&self, path: &str) -> Result<Reply> {
+        self.admin_call(Method::GET, path, Some(ADMIN_TOKEN), None)
+            .await
     }
 
     /// POST on the admin port, with `token` as the bearer token if given.
