@@ -13,10 +13,26 @@ package lastmile.lib.amounts
 # The body field holding the amount.
 field := object.get(data.lastmile.lib.contracts.spec.amount, "field", "amount")
 
-# The amount the request moves; undefined when the tool has no `amount` section or the
-# body has no such field (`required_fields` says whether it must be there).
-amount := body[field] if {
+# The amount field as sent; undefined when the body has no such field
+# (`required_fields` says whether it must be there).
+sent := body[field] if {
 	body := data.lastmile.lib.contracts.body
+}
+
+# The amount the request moves. A form-encoded body (Stripe's `amount=250000`) carries
+# every value as a string: there a plain decimal numeral is read as its number. Anything
+# else stays as sent, so a string amount in JSON, or "-5", "1e9", " 10" in a form, is
+# refused below as not a number.
+amount := to_number(sent) if {
+	is_string(sent)
+	form_body
+	regex.match(`^[0-9]{1,15}(\.[0-9]{1,15})?$`, sent)
+} else := sent
+
+form_body if {
+	content_type := input.request.content_type
+	is_string(content_type)
+	startswith(lower(content_type), "application/x-www-form-urlencoded")
 }
 
 # The approval limit that applies to the acting user: the highest `limit` among the

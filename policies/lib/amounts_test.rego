@@ -184,3 +184,23 @@ test_over_record_ceiling_denied if {
 test_record_ceiling_ignored_for_unknown_records if {
 	count(amounts.deny) == 0 with input as refund_invoice("INV-2", 301) with data.tools as tools with data.records as invoices
 }
+
+# A form-encoded body (Stripe's `amount=250000`) carries the amount as a string.
+form_pay(amount) := object.union(pay([], amount), {"request": object.union(pay([], amount).request, {"content_type": "application/x-www-form-urlencoded"})})
+
+test_form_amounts_are_read_as_numbers if {
+	codes(amounts.deny) == {"amount_over_ceiling"} with input as form_pay("250000") with data.tools as tools
+	codes(amounts.approval) == {"amount_over_limit"} with input as form_pay("101") with data.tools as tools
+	count(amounts.deny) == 0 with input as form_pay("99.50") with data.tools as tools
+	count(amounts.approval) == 0 with input as form_pay("99.50") with data.tools as tools
+}
+
+test_every_odd_form_amount_is_refused if {
+	every bad in ["-5", "1e9", " 10", "0x10", "", "10,5"] {
+		"value_not_allowed" in codes(amounts.deny) with input as form_pay(bad) with data.tools as tools
+	}
+}
+
+test_a_string_amount_in_json_stays_refused if {
+	codes(amounts.deny) == {"value_not_allowed"} with input as pay([], "250000") with data.tools as tools
+}
