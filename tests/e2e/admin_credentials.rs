@@ -2,12 +2,10 @@
 //! network namespace, so every capability here must hang on a credential the agent
 //! cannot hold: never on the port, and never on the user tokens the agent carries.
 
-use crate::harness::approvals::{base, park, show, token, workspace, AGENT_USER};
+use crate::harness::approvals::{base, form, page_send, park, show, token, workspace, AGENT_USER};
 use crate::harness::{jwt, Behaviour, Proxy, Reply, Upstream, Workspace, ADMIN_TOKEN};
 use anyhow::{ensure, Context, Result};
-use bytes::Bytes;
-use http::{Method, Request};
-use http_body_util::Full;
+use http::Method;
 use serde_json::{json, Value};
 
 /// The audience of approver JWTs in these tests: never the identity audience.
@@ -40,7 +38,7 @@ async fn approve(proxy: &Proxy, id: &str, bearer: &str) -> Result<Reply> {
         .await
 }
 
-/// A form post (or GET) on the approvals page.
+/// A form post (or GET) on the approvals page, with the session `cookie` when not empty.
 async fn page(
     proxy: &Proxy,
     method: Method,
@@ -48,28 +46,12 @@ async fn page(
     cookie: &str,
     form: &str,
 ) -> Result<Reply> {
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(format!("http://{}{path}", proxy.admin));
-    if !cookie.is_empty() {
-        builder = builder.header("cookie", cookie);
-    }
-    if !form.is_empty() {
-        builder = builder.header("content-type", "application/x-www-form-urlencoded");
-    }
-    crate::harness::client::send(
-        &crate::harness::client::http_client(),
-        builder.body(Full::new(Bytes::from(form.to_string())))?,
-    )
-    .await
-}
-
-fn form(pairs: &[(&str, &str)]) -> String {
-    let mut s = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        s.append_pair(k, v);
-    }
-    s.finish()
+    let headers: &[(&str, &str)] = if cookie.is_empty() {
+        &[]
+    } else {
+        &[("cookie", cookie)]
+    };
+    page_send(proxy, method, path, headers, form).await
 }
 
 /// Signs in on the page with `bearer`; the session cookie and the page's CSRF token.

@@ -1,50 +1,16 @@
 //! The approvers' web page: its security headers, sign-in, CSRF and origin checks over
 //! plain HTTP, and the whole flow in a real headless Chromium driven over WebDriver.
 
-use crate::harness::approvals::{park, poll, start, token, AGENT_USER};
-use crate::harness::client::{self, Reply};
+use crate::harness::approvals::{form, page_send as send, park, poll, start, token, AGENT_USER};
 use crate::harness::upstream::CREATED_BODY;
 use crate::harness::webdriver::Browser;
 use crate::harness::{eventually, jwt, Behaviour, Proxy, Upstream};
 use anyhow::{ensure, Context, Result};
-use bytes::Bytes;
-use http::{Method, Request};
-use http_body_util::Full;
+use http::Method;
 use serde_json::json;
 use std::time::Duration;
 
 const XSS: &str = "<script>window.__xss=1</script><img src=x onerror=\"window.__xss=2\">";
-
-async fn send(
-    proxy: &Proxy,
-    method: Method,
-    path: &str,
-    headers: &[(&str, &str)],
-    form: &str,
-) -> Result<Reply> {
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(format!("http://{}{path}", proxy.admin));
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    if !form.is_empty() {
-        builder = builder.header("content-type", "application/x-www-form-urlencoded");
-    }
-    client::send(
-        &client::http_client(),
-        builder.body(Full::new(Bytes::from(form.to_string())))?,
-    )
-    .await
-}
-
-fn form(pairs: &[(&str, &str)]) -> String {
-    let mut s = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        s.append_pair(k, v);
-    }
-    s.finish()
-}
 
 /// Parks a refund whose body carries markup, as `AGENT_USER`.
 async fn park_with_markup(proxy: &Proxy) -> Result<String> {

@@ -3,7 +3,9 @@
 
 use super::{jwt, Proxy, Reply, RouteSpec, Setup, Upstream, Workspace, APPROVERS};
 use anyhow::{ensure, Context, Result};
-use http::Method;
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::Full;
 use serde_json::{json, Value};
 
 /// Over 1000 needs approval; a paid invoice (in `data.billing.paid`) is denied; an
@@ -148,4 +150,38 @@ pub async fn show(proxy: &Proxy, id: &str) -> Result<Value> {
         reply.text()
     );
     reply.json()
+}
+
+/// A request on the admin port's approvals page, with a form body when `form` is
+/// not empty.
+pub async fn page_send(
+    proxy: &Proxy,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    form: &str,
+) -> Result<Reply> {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(format!("http://{}{path}", proxy.admin));
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    if !form.is_empty() {
+        builder = builder.header("content-type", "application/x-www-form-urlencoded");
+    }
+    super::client::send(
+        &super::client::http_client(),
+        builder.body(Full::new(Bytes::from(form.to_string())))?,
+    )
+    .await
+}
+
+/// `pairs` as an `application/x-www-form-urlencoded` body.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    s.finish()
 }
