@@ -1102,6 +1102,14 @@ fn chart_config_is_accepted_by_the_lastmile_config_parser() -> Result<()> {
                 .is_some_and(|jwt| jwt.audience == "lastmile-approvals"),
         "approvals {approvals:?}"
     );
+    let identity = parsed.identity.as_ref().context("identity not rendered")?;
+    ensure!(
+        identity.jwks_url.as_ref().map(|u| u.to_string()).as_deref()
+            == Some("https://idp.example.com/.well-known/jwks.json")
+            && identity.jwks_ca_file.as_deref()
+                == Some(Path::new("/etc/lastmile/identity/jwks-ca/ca.crt")),
+        "identity {identity:?}"
+    );
     ensure!(
         parsed.admin_token_file.as_deref() == Some(Path::new("/etc/lastmile/admin/token")),
         "admin token file {:?}",

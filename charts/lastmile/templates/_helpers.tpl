@@ -101,6 +101,7 @@ volume, so every volume is mounted whole (no subPath) and updates in place. */}}
 {{- define "lastmile.credentialsDir" -}}/etc/lastmile/credentials{{- end -}}
 {{- define "lastmile.identityKeysDir" -}}/etc/lastmile/identity/keys{{- end -}}
 {{- define "lastmile.identityHs256Dir" -}}/etc/lastmile/identity/hs256{{- end -}}
+{{- define "lastmile.identityJwksCaDir" -}}/etc/lastmile/identity/jwks-ca{{- end -}}
 {{- define "lastmile.approversDir" -}}/etc/lastmile/approvers{{- end -}}
 {{- define "lastmile.adminTokenDir" -}}/etc/lastmile/admin{{- end -}}
 
@@ -128,8 +129,12 @@ volume, so every volume is mounted whole (no subPath) and updates in place. */}}
 {{- fail "identity.keys: set secretName or configMapName, not both" -}}
 {{- end -}}
 {{- if $v.identity.hs256.secretName }}{{ $sources = add1 $sources }}{{ end -}}
+{{- if $v.identity.jwksUrl }}{{ $sources = add1 $sources }}{{ end -}}
 {{- if eq $sources 0 -}}
-{{- fail "identity.enabled: set identity.keys.secretName, identity.keys.configMapName or identity.hs256.secretName" -}}
+{{- fail "identity.enabled: set identity.keys.secretName, identity.keys.configMapName, identity.hs256.secretName or identity.jwksUrl" -}}
+{{- end -}}
+{{- if and $v.identity.jwksCa.configMapName (not $v.identity.jwksUrl) -}}
+{{- fail "identity.jwksCa needs identity.jwksUrl" -}}
 {{- end -}}
 {{- end -}}
 {{- if and $v.dedup.redis.url $v.dedup.redis.existingSecret -}}
@@ -193,6 +198,10 @@ own defaults apply. */}}
 {{- end -}}
 {{- if $v.identity.hs256.secretName -}}
 {{- $_ := set $identity "hs256_secret_file" (printf "%s/%s" (include "lastmile.identityHs256Dir" .) $v.identity.hs256.key) -}}
+{{- end -}}
+{{- if $v.identity.jwksUrl }}{{ $_ := set $identity "jwks_url" $v.identity.jwksUrl }}{{ end -}}
+{{- if $v.identity.jwksCa.configMapName -}}
+{{- $_ := set $identity "jwks_ca_file" (printf "%s/%s" (include "lastmile.identityJwksCaDir" .) $v.identity.jwksCa.key) -}}
 {{- end -}}
 {{- if $v.identity.issuer }}{{ $_ := set $identity "issuer" $v.identity.issuer }}{{ end -}}
 {{- if $v.identity.audience }}{{ $_ := set $identity "audience" $v.identity.audience }}{{ end -}}

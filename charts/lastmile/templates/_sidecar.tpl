@@ -109,6 +109,11 @@ policy ConfigMaps the volumes name, so install it in the same namespace.
       mountPath: {{ include "lastmile.identityHs256Dir" . }}
       readOnly: true
     {{- end }}
+    {{- if $v.identity.jwksCa.configMapName }}
+    - name: lastmile-identity-jwks-ca
+      mountPath: {{ include "lastmile.identityJwksCaDir" . }}
+      readOnly: true
+    {{- end }}
     {{- end }}
     {{- if and $v.approvals.enabled $v.approvals.approvers.secretName }}
     - name: lastmile-approvers
@@ -186,6 +191,14 @@ running sidecar (policies are hot-reloaded, credential files re-read). */}}
     items:
       - key: {{ $v.identity.hs256.key }}
         path: {{ $v.identity.hs256.key }}
+{{- end }}
+{{- if $v.identity.jwksCa.configMapName }}
+- name: lastmile-identity-jwks-ca
+  configMap:
+    name: {{ $v.identity.jwksCa.configMapName }}
+    items:
+      - key: {{ $v.identity.jwksCa.key }}
+        path: {{ $v.identity.jwksCa.key }}
 {{- end }}
 {{- end }}
 {{- if and $v.approvals.enabled $v.approvals.approvers.secretName }}
