@@ -182,8 +182,8 @@ pub fn decide(
     user: &User,
     headers: &HeaderMap,
 ) -> Result<Decision> {
-    let value = policy.evaluate(input_for(case, user, headers)?)?;
-    decision::parse(&value).context("the policy's decision")
+    lastmile::policy::decide::decide(policy, input_for(case, user, headers)?)
+        .context("the policy's decision")
 }
 
 /// What a decision does, in one comparable line: the verdict, the reason codes, the

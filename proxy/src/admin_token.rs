@@ -5,6 +5,7 @@
 
 use http::{header, HeaderMap};
 use std::path::PathBuf;
+use subtle::ConstantTimeEq;
 
 /// The operator token's file, if configured.
 #[derive(Debug, Clone, Default)]
@@ -46,7 +47,7 @@ impl OperatorToken {
         match given {
             Some(given)
                 if !expected.is_empty()
-                    && constant_time_eq(given.as_bytes(), expected.as_bytes()) =>
+                    && bool::from(given.as_bytes().ct_eq(expected.as_bytes())) =>
             {
                 OperatorCheck::Accepted
             }
@@ -63,11 +64,6 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-}
-
-/// Compares secrets in time independent of where they differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

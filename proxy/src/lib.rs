@@ -12,12 +12,14 @@ pub mod cli;
 pub mod config;
 pub mod dedup;
 pub mod demo;
+pub mod headers;
 pub mod identity;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;
 pub mod private_file;
 pub mod refusal;
+pub mod response;
 pub mod route;
 pub mod server;
 pub mod signal;
@@ -115,11 +117,11 @@ pub async fn serve_with_clock(
         &approvals,
         approval::auth::ApproverAuth::from_config(&config)?,
     ) {
-        (Some(queue), Some(auth)) => Some(approval::api::ApproverSide {
+        (Some(queue), Some(auth)) => Some(admin::approvals::ApproverSide {
             proxy: proxy.clone(),
             approvals: queue.clone(),
             auth,
-            sessions: approval::page::Sessions::default(),
+            sessions: admin::approvals::page::Sessions::default(),
         }),
         _ => None,
     };

@@ -29,6 +29,7 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub request_duration: HistogramVec,
     pub policy_duration: HistogramVec,
+    pub policy_failures: IntCounterVec,
     pub upstream_duration: HistogramVec,
     pub policy_reloads: IntCounterVec,
     pub policy_last_reload_successful: IntGauge,
@@ -76,6 +77,14 @@ impl Metrics {
                 "lastmile_policy_evaluation_duration_seconds",
                 "Time to build the policy input and evaluate the policy.",
                 POLICY_BUCKETS,
+            )?,
+            policy_failures: IntCounterVec::new(
+                Opts::new(
+                    "lastmile_policy_failures_total",
+                    "Evaluations that gave no usable decision (refused as policy_error), by \
+                     route and kind (undefined, wrong_shape, error, timeout).",
+                ),
+                &["route", "kind"],
             )?,
             upstream_duration: histogram(
                 "lastmile_upstream_duration_seconds",
@@ -151,11 +160,12 @@ impl Metrics {
             &["version"],
         )?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let collectors: [Box<dyn prometheus::core::Collector>; 15] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 16] = [
             Box::new(build),
             Box::new(metrics.requests.clone()),
             Box::new(metrics.request_duration.clone()),
             Box::new(metrics.policy_duration.clone()),
+            Box::new(metrics.policy_failures.clone()),
             Box::new(metrics.upstream_duration.clone()),
             Box::new(metrics.policy_reloads.clone()),
             Box::new(metrics.policy_last_reload_successful.clone()),

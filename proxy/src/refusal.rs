@@ -7,6 +7,7 @@
 use crate::dedup::key::ClientKeyError;
 use crate::identity::IdentityError;
 use crate::policy::decision::Reason;
+use crate::upstream::UpstreamFailure;
 use http::StatusCode;
 use serde::Serialize;
 
@@ -83,6 +84,18 @@ pub enum Refusal {
     ApprovalNotFound,
     #[error("this approval belongs to another acting user")]
     ApprovalForbidden,
+}
+
+impl From<UpstreamFailure> for Refusal {
+    /// How lastmile answers for an upstream that did not answer: nothing was sent
+    /// (unreachable), or the outcome is unknown (time-out, broken after sending).
+    fn from(failure: UpstreamFailure) -> Refusal {
+        match failure {
+            UpstreamFailure::Unreachable => Refusal::UpstreamUnreachable,
+            UpstreamFailure::Timeout => Refusal::UpstreamTimeout,
+            UpstreamFailure::Broken => Refusal::UpstreamFailed,
+        }
+    }
 }
 
 impl Refusal {
@@ -175,7 +188,8 @@ impl Refusal {
         }
     }
 
-    fn reasons(&self) -> &[Reason] {
+    /// The policy's reasons, for refusals the policy made.
+    pub fn reasons(&self) -> &[Reason] {
         match self {
             Refusal::Denied(reasons) | Refusal::ApprovalUnavailable(reasons) => reasons,
             _ => &[],

@@ -3,7 +3,7 @@
 //! (431), a cap on open connections, and a graceful drain.
 
 use crate::config::ServerConfig;
-use crate::pipeline::ResponseBody;
+use crate::response::ResponseBody;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;

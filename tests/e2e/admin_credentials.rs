@@ -3,7 +3,9 @@
 //! cannot hold: never on the port, and never on the user tokens the agent carries.
 
 use crate::harness::approvals::{base, form, page_send, park, show, token, workspace, AGENT_USER};
-use crate::harness::{jwt, Behaviour, Proxy, Reply, Upstream, Workspace, ADMIN_TOKEN};
+use crate::harness::{
+    expect_status, jwt, Behaviour, Proxy, Reply, Upstream, Workspace, ADMIN_TOKEN,
+};
 use anyhow::{ensure, Context, Result};
 use http::Method;
 use serde_json::{json, Value};
@@ -64,7 +66,7 @@ async fn sign_in(proxy: &Proxy, bearer: &str) -> Result<(String, String)> {
         &form(&[("token", bearer)]),
     )
     .await?;
-    ensure!(signed_in.status == 303, "sign-in: {}", signed_in.status);
+    expect_status(&signed_in, 303).context("sign-in")?;
     let cookie = signed_in
         .header("set-cookie")
         .context("no session cookie")?
@@ -98,7 +100,7 @@ async fn the_agent_cannot_approve_with_a_user_token_it_carries() -> Result<()> {
     let erin = user_token_with_approver_role("u_erin")?;
 
     let api = approve(&proxy, &id, &erin).await?;
-    ensure!(api.status == 401, "API: {} {}", api.status, api.text());
+    expect_status(&api, 401).context("API")?;
     let login = page(
         &proxy,
         Method::POST,
@@ -107,10 +109,12 @@ async fn the_agent_cannot_approve_with_a_user_token_it_carries() -> Result<()> {
         &form(&[("token", &erin)]),
     )
     .await?;
-    ensure!(login.status == 401, "page sign-in: {}", login.status);
+    expect_status(&login, 401).context("page sign-in")?;
 
     ensure!(state_of(&proxy, &id).await? == "pending");
-    ensure!(upstream.received().is_empty(), "the upstream was called");
+    upstream
+        .nothing_received()
+        .context("the upstream was called")?;
     Ok(())
 }
 
@@ -124,17 +128,13 @@ async fn approver_jwts_need_their_own_audience() -> Result<()> {
     // The user token the agent holds (identity audience) is still no approver's.
     let erin = user_token_with_approver_role("u_erin")?;
     let refused = approve(&proxy, &id, &erin).await?;
-    ensure!(
-        refused.status == 401,
-        "{} {}",
-        refused.status,
-        refused.text()
-    );
+    expect_status(&refused, 401)?;
     // Right audience, no role.
     let viewer = approver_jwt("dave", &["viewer"])?;
     let no_role = approve(&proxy, &id, &viewer).await?;
+    expect_status(&no_role, 403)?;
     ensure!(
-        no_role.status == 403 && no_role.json()?["error"]["code"] == "not_an_approver",
+        no_role.json()?["error"]["code"] == "not_an_approver",
         "{}",
         no_role.text()
     );
@@ -143,14 +143,14 @@ async fn approver_jwts_need_their_own_audience() -> Result<()> {
     claims.as_object_mut().context("claims")?.remove("aud");
     claims["roles"] = json!(["approver"]);
     let no_aud = approve(&proxy, &id, &jwt::sign(&claims, jwt::SECRET)?).await?;
-    ensure!(no_aud.status == 401, "{} {}", no_aud.status, no_aud.text());
-    ensure!(upstream.received().is_empty());
+    expect_status(&no_aud, 401)?;
+    upstream.nothing_received()?;
 
     let carol = approver_jwt("carol", &["approver"])?;
     let approved = approve(&proxy, &id, &carol).await?;
-    ensure!(approved.status == 200, "{}", approved.text());
+    expect_status(&approved, 200)?;
     ensure!(approved.json()?["decided_by"] == "carol");
-    ensure!(upstream.received().len() == 1);
+    upstream.only_request()?;
     Ok(())
 }
 
@@ -204,7 +204,9 @@ async fn a_revoked_approvers_page_session_ends_at_once() -> Result<()> {
         "the revoked session still sees the queue"
     );
     ensure!(state_of_as(&proxy, &id, "bob").await? == "pending");
-    ensure!(upstream.received().is_empty(), "the upstream was called");
+    upstream
+        .nothing_received()
+        .context("the upstream was called")?;
     Ok(())
 }
 
@@ -217,7 +219,7 @@ async fn state_of_as(proxy: &Proxy, id: &str, approver: &str) -> Result<Value> {
             None,
         )
         .await?;
-    ensure!(reply.status == 200, "{} {}", reply.status, reply.text());
+    expect_status(&reply, 200)?;
     Ok(reply.json()?["state"].clone())
 }
 
@@ -225,7 +227,7 @@ async fn state_of_as(proxy: &Proxy, id: &str, approver: &str) -> Result<Value> {
 /// its dedup key.
 async fn allowed_refund(proxy: &Proxy) -> Result<(String, String)> {
     let reply = crate::harness::approvals::refund(proxy, AGENT_USER, "INV-00000134", 10).await?;
-    ensure!(reply.status == 201, "{} {}", reply.status, reply.text());
+    expect_status(&reply, 201)?;
     let trace = reply.header("lastmile-trace-id").context("trace id")?;
     let key = reply.header("lastmile-dedup-key").context("dedup key")?;
     Ok((trace, key))
@@ -249,23 +251,13 @@ async fn request_data_on_the_admin_port_needs_the_operator_token() -> Result<()>
     for path in &reads {
         for bearer in [None, Some("not-the-token"), Some(agent_token.as_str())] {
             let reply = proxy.admin_call(Method::GET, path, bearer, None).await?;
-            ensure!(
-                reply.status == 401,
-                "{path} with {bearer:?}: {} {}",
-                reply.status,
-                reply.text()
-            );
+            expect_status(&reply, 401).with_context(|| format!("{path} with {bearer:?}"))?;
             ensure!(!reply.text().contains(AGENT_USER), "{path} leaked the user");
         }
         let opened = proxy
             .admin_call(Method::GET, path, Some(ADMIN_TOKEN), None)
             .await?;
-        ensure!(
-            opened.status == 200,
-            "{path}: {} {}",
-            opened.status,
-            opened.text()
-        );
+        expect_status(&opened, 200).with_context(|| path.to_string())?;
     }
     // Approver credentials open the approvals API, not traces or dedup entries.
     let approver = token("alice")?;
@@ -292,11 +284,11 @@ async fn request_data_on_the_admin_port_needs_the_operator_token() -> Result<()>
     );
     // Probes and scrapes stay open.
     for open in ["/metrics", "/healthz", "/readyz"] {
-        ensure!(proxy.admin_get(open).await?.status == 200, "{open}");
+        expect_status(&proxy.admin_get(open).await?, 200).with_context(|| open.to_string())?;
     }
     // The operator token decides too, recorded as the operator.
     let approved = approve(&proxy, &id, ADMIN_TOKEN).await?;
-    ensure!(approved.status == 200, "{}", approved.text());
+    expect_status(&approved, 200)?;
     ensure!(approved.json()?["decided_by"] == "operator");
     Ok(())
 }
@@ -310,10 +302,10 @@ async fn without_an_operator_token_request_data_is_not_served() -> Result<()> {
     let (trace, key) = allowed_refund(&proxy).await?;
     for path in [format!("/traces/{trace}"), format!("/dedup/{key}")] {
         let reply = proxy.admin_get(&path).await?;
+        expect_status(&reply, 403)?;
         ensure!(
-            reply.status == 403 && reply.json()?["error"]["code"] == "admin_token_not_configured",
-            "{path}: {} {}",
-            reply.status,
+            reply.json()?["error"]["code"] == "admin_token_not_configured",
+            "{path}: {}",
             reply.text()
         );
     }

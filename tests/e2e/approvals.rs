@@ -4,7 +4,7 @@
 
 use crate::harness::approvals::*;
 use crate::harness::upstream::CREATED_BODY;
-use crate::harness::{eventually, Behaviour, Upstream};
+use crate::harness::{eventually, expect_status, Behaviour, Upstream};
 use anyhow::{ensure, Context, Result};
 use http::Method;
 use lastmile::dedup::clock::ManualClock;
@@ -18,7 +18,7 @@ async fn an_over_limit_refund_is_parked_approved_and_executed_exactly_once() -> 
     let proxy = start(&upstream).await?;
 
     let reply = refund(&proxy, AGENT_USER, "INV-00000001", 5000).await?;
-    ensure!(reply.status == 202, "{}: {}", reply.status, reply.text());
+    expect_status(&reply, 202)?;
     ensure!(reply.header("lastmile-decision").as_deref() == Some("pending_approval"));
     let parked = reply.json()?;
     let id = parked["approval_id"]
@@ -40,14 +40,14 @@ async fn an_over_limit_refund_is_parked_approved_and_executed_exactly_once() -> 
             .is_some_and(|t| t.ends_with('Z')),
         "{parked}"
     );
-    ensure!(
-        upstream.received().is_empty(),
-        "nothing may reach the upstream yet"
-    );
+    upstream
+        .nothing_received()
+        .context("nothing may reach the upstream yet")?;
 
     // The same intent while it is pending: the same approval, not a second one.
     let again = refund(&proxy, AGENT_USER, "INV-00000001", 5000).await?;
-    ensure!(again.status == 202 && again.json()?["approval_id"] == id.as_str());
+    expect_status(&again, 202)?;
+    ensure!(again.json()?["approval_id"] == id.as_str());
 
     let list = proxy
         .admin_call(
@@ -57,7 +57,7 @@ async fn an_over_limit_refund_is_parked_approved_and_executed_exactly_once() -> 
             None,
         )
         .await?;
-    ensure!(list.status == 200, "{}", list.text());
+    expect_status(&list, 200)?;
     let items = list.json()?["approvals"].clone();
     ensure!(items.as_array().map(Vec::len) == Some(1), "{items}");
     ensure!(
@@ -73,7 +73,8 @@ async fn an_over_limit_refund_is_parked_approved_and_executed_exactly_once() -> 
     );
 
     let pending = poll(&proxy, AGENT_USER, &id, "").await?;
-    ensure!(pending.status == 202 && pending.json()?["status"] == "pending_approval");
+    expect_status(&pending, 202)?;
+    ensure!(pending.json()?["status"] == "pending_approval");
 
     let approved = decide(
         &proxy,
@@ -83,23 +84,12 @@ async fn an_over_limit_refund_is_parked_approved_and_executed_exactly_once() -> 
         Some("refund agreed with finance"),
     )
     .await?;
-    ensure!(
-        approved.status == 200,
-        "{}: {}",
-        approved.status,
-        approved.text()
-    );
+    expect_status(&approved, 200)?;
     let approved = approved.json()?;
     ensure!(approved["state"] == "succeeded", "{approved}");
     ensure!(approved["upstream_status"] == 201 && approved["decided_by"] == "alice");
 
-    let received = upstream.received();
-    ensure!(
-        received.len() == 1,
-        "exactly one upstream call, got {}",
-        received.len()
-    );
-    let sent = &received[0];
+    let sent = upstream.only_request()?;
     ensure!(sent.path == "/v1/refunds" && sent.method == Method::POST);
     ensure!(
         sent.header("authorization").as_deref()
@@ -116,11 +106,7 @@ async fn an_over_limit_refund_is_parked_approved_and_executed_exactly_once() -> 
     ensure!(sent_body["amount"] == 5000 && sent_body["invoice"] == "INV-00000001");
 
     let done = poll(&proxy, AGENT_USER, &id, "").await?;
-    ensure!(
-        done.status == 201,
-        "the upstream's real status: {}",
-        done.status
-    );
+    expect_status(&done, 201).context("the upstream's real status")?;
     ensure!(
         done.text() == CREATED_BODY,
         "the upstream's real body: {}",
@@ -130,8 +116,8 @@ async fn an_over_limit_refund_is_parked_approved_and_executed_exactly_once() -> 
     ensure!(done.header("lastmile-approval-state").as_deref() == Some("succeeded"));
 
     let twice = decide(&proxy, "bob", &id, "approve", None).await?;
-    ensure!(twice.status == 409, "{}", twice.text());
-    ensure!(upstream.received().len() == 1);
+    expect_status(&twice, 409)?;
+    upstream.only_request()?;
 
     let shown = show(&proxy, &id).await?;
     let steps: Vec<(String, String)> = shown["history"]
@@ -238,13 +224,10 @@ async fn a_long_poll_returns_as_soon_as_the_approval_is_executed() -> Result<()>
         "the long poll returned before any decision"
     );
     let approved = decide(&proxy, "bob", &id, "approve", None).await?;
-    ensure!(approved.status == 200, "{}", approved.text());
+    expect_status(&approved, 200)?;
     let (reply, elapsed) = waiting.await??;
-    ensure!(
-        reply.status == 201 && reply.text() == CREATED_BODY,
-        "{}",
-        reply.text()
-    );
+    expect_status(&reply, 201)?;
+    ensure!(reply.text() == CREATED_BODY, "{}", reply.text());
     ensure!(
         elapsed < Duration::from_secs(5),
         "the long poll took {elapsed:?}"
@@ -252,9 +235,9 @@ async fn a_long_poll_returns_as_soon_as_the_approval_is_executed() -> Result<()>
     // A wait that ends without a decision answers with the state.
     let other = park(&proxy, "INV-00000003").await?;
     let reply = poll(&proxy, AGENT_USER, &other, "?wait=200ms").await?;
-    ensure!(reply.status == 202, "{}", reply.text());
+    expect_status(&reply, 202)?;
     let bad = poll(&proxy, AGENT_USER, &other, "?wait=soon").await?;
-    ensure!(bad.status == 400, "{}", bad.text());
+    expect_status(&bad, 400)?;
     Ok(())
 }
 
@@ -271,10 +254,10 @@ async fn a_denied_request_never_reaches_the_upstream() -> Result<()> {
         Some("duplicate of ticket 4411"),
     )
     .await?;
-    ensure!(denied.status == 200, "{}", denied.text());
+    expect_status(&denied, 200)?;
     ensure!(denied.json()?["state"] == "denied");
     let reply = poll(&proxy, AGENT_USER, &id, "").await?;
-    ensure!(reply.status == 403, "{}: {}", reply.status, reply.text());
+    expect_status(&reply, 403)?;
     let body = reply.json()?;
     ensure!(
         body["status"] == "denied" && body["error"]["code"] == "approval_denied",
@@ -282,8 +265,8 @@ async fn a_denied_request_never_reaches_the_upstream() -> Result<()> {
     );
     ensure!(body["comment"] == "duplicate of ticket 4411" && body["decided_by"] == "alice");
     let late = decide(&proxy, "bob", &id, "approve", None).await?;
-    ensure!(late.status == 409, "{}", late.text());
-    ensure!(upstream.received().is_empty());
+    expect_status(&late, 409)?;
+    upstream.nothing_received()?;
     Ok(())
 }
 
@@ -297,13 +280,13 @@ async fn pending_approvals_expire_on_a_manual_clock() -> Result<()> {
         .await?;
     let id = park(&proxy, "INV-00000005").await?;
     clock.advance(Duration::from_secs(3599));
-    ensure!(poll(&proxy, AGENT_USER, &id, "").await?.status == 202);
+    expect_status(&poll(&proxy, AGENT_USER, &id, "").await?, 202)?;
     clock.advance(Duration::from_secs(1));
     let reply = poll(&proxy, AGENT_USER, &id, "").await?;
-    ensure!(reply.status == 410, "{}: {}", reply.status, reply.text());
+    expect_status(&reply, 410)?;
     ensure!(reply.json()?["error"]["code"] == "approval_expired");
     let late = decide(&proxy, "alice", &id, "approve", None).await?;
-    ensure!(late.status == 409, "{}", late.text());
+    expect_status(&late, 409)?;
     // The sweeper expires approvals nobody looks at, too.
     let unseen = park(&proxy, "INV-00000006").await?;
     clock.advance(Duration::from_secs(7200));
@@ -332,7 +315,7 @@ async fn pending_approvals_expire_on_a_manual_clock() -> Result<()> {
         ) == Some(2.0)
     );
     ensure!(metrics.get("lastmile_approvals_pending", &[]) == Some(0.0));
-    ensure!(upstream.received().is_empty());
+    upstream.nothing_received()?;
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 use crate::harness::approvals::{form, page_send as send, park, poll, start, token, AGENT_USER};
 use crate::harness::upstream::CREATED_BODY;
 use crate::harness::webdriver::Browser;
-use crate::harness::{eventually, jwt, Behaviour, Proxy, Upstream};
+use crate::harness::{eventually, expect_status, jwt, Behaviour, Proxy, Upstream};
 use anyhow::{ensure, Context, Result};
 use http::Method;
 use serde_json::json;
@@ -22,7 +22,7 @@ async fn park_with_markup(proxy: &Proxy) -> Result<String> {
             &json!({"invoice": "INV-00000077", "amount": 4200, "note": XSS}),
         )
         .await?;
-    ensure!(reply.status == 202, "{}", reply.text());
+    expect_status(&reply, 202)?;
     Ok(reply.json()?["approval_id"]
         .as_str()
         .context("id")?
@@ -36,7 +36,8 @@ async fn the_approval_page_is_escaped_framed_never_and_guarded_against_csrf() ->
     let id = park_with_markup(&proxy).await?;
 
     let login = send(&proxy, Method::GET, "/ui/approvals", &[], "").await?;
-    ensure!(login.status == 200 && login.text().contains("name=\"token\""));
+    expect_status(&login, 200)?;
+    ensure!(login.text().contains("name=\"token\""));
     let csp = login.header("content-security-policy").unwrap_or_default();
     ensure!(
         csp.contains("frame-ancestors 'none'") && !csp.contains("script-src"),
@@ -54,7 +55,7 @@ async fn the_approval_page_is_escaped_framed_never_and_guarded_against_csrf() ->
         &form(&[("token", "nope")]),
     )
     .await?;
-    ensure!(wrong.status == 401, "{}", wrong.text());
+    expect_status(&wrong, 401)?;
     let alice = token("alice")?;
     let cross = send(
         &proxy,
@@ -64,11 +65,7 @@ async fn the_approval_page_is_escaped_framed_never_and_guarded_against_csrf() ->
         &form(&[("token", alice)]),
     )
     .await?;
-    ensure!(
-        cross.status == 403,
-        "cross-origin sign-in: {}",
-        cross.status
-    );
+    expect_status(&cross, 403).context("cross-origin sign-in")?;
     let signed_in = send(
         &proxy,
         Method::POST,
@@ -77,7 +74,7 @@ async fn the_approval_page_is_escaped_framed_never_and_guarded_against_csrf() ->
         &form(&[("token", alice)]),
     )
     .await?;
-    ensure!(signed_in.status == 303, "{}", signed_in.text());
+    expect_status(&signed_in, 303)?;
     let set_cookie = signed_in
         .header("set-cookie")
         .context("no session cookie")?;
@@ -96,10 +93,8 @@ async fn the_approval_page_is_escaped_framed_never_and_guarded_against_csrf() ->
     )
     .await?;
     let html = page.text();
-    ensure!(
-        page.status == 200 && html.contains(&format!("id=\"approval-{id}\"")),
-        "{html}"
-    );
+    expect_status(&page, 200)?;
+    ensure!(html.contains(&format!("id=\"approval-{id}\"")), "{html}");
     ensure!(
         !html.contains("<script") && !html.contains("<img"),
         "unescaped markup: {html}"
@@ -124,11 +119,7 @@ async fn the_approval_page_is_escaped_framed_never_and_guarded_against_csrf() ->
         &form(&[("comment", "x")]),
     )
     .await?;
-    ensure!(
-        no_csrf.status == 403,
-        "without the CSRF token: {}",
-        no_csrf.status
-    );
+    expect_status(&no_csrf, 403).context("without the CSRF token")?;
     let cross_site = send(
         &proxy,
         Method::POST,
@@ -137,12 +128,8 @@ async fn the_approval_page_is_escaped_framed_never_and_guarded_against_csrf() ->
         &form(&[("csrf", &csrf)]),
     )
     .await?;
-    ensure!(
-        cross_site.status == 403,
-        "cross-site post: {}",
-        cross_site.status
-    );
-    ensure!(upstream.received().is_empty());
+    expect_status(&cross_site, 403).context("cross-site post")?;
+    upstream.nothing_received()?;
 
     let approved = send(
         &proxy,
@@ -155,8 +142,8 @@ async fn the_approval_page_is_escaped_framed_never_and_guarded_against_csrf() ->
         &form(&[("csrf", &csrf), ("comment", "ok <b>bold</b>")]),
     )
     .await?;
-    ensure!(approved.status == 303, "{}", approved.text());
-    ensure!(upstream.received().len() == 1);
+    expect_status(&approved, 303)?;
+    upstream.only_request()?;
     let history = send(
         &proxy,
         Method::GET,
@@ -236,9 +223,10 @@ async fn browser_flow(browser: &mut Browser) -> Result<()> {
         browser.text(&format!("#approval-{plain}")).await.is_ok(),
         "the other one is still pending"
     );
-    ensure!(upstream.received().len() == 1, "one upstream call");
+    upstream.only_request().context("one upstream call")?;
     let done = poll(&proxy, AGENT_USER, &id, "").await?;
-    ensure!(done.status == 201 && done.text() == CREATED_BODY);
+    expect_status(&done, 201)?;
+    ensure!(done.text() == CREATED_BODY);
 
     // The browser then denies the other one.
     browser
@@ -260,6 +248,6 @@ async fn browser_flow(browser: &mut Browser) -> Result<()> {
         || async { Ok((poll(&proxy, AGENT_USER, &plain, "").await?.status == 403).then_some(())) },
     )
     .await?;
-    ensure!(upstream.received().len() == 1);
+    upstream.only_request()?;
     Ok(())
 }

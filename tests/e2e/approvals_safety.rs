@@ -4,7 +4,7 @@
 
 use crate::harness::approvals::*;
 use crate::harness::upstream::CREATED_BODY;
-use crate::harness::{assert_refusal, eventually, jwt, Behaviour, Upstream};
+use crate::harness::{assert_refusal, eventually, expect_status, jwt, Behaviour, Upstream};
 use anyhow::{bail, ensure, Context, Result};
 use http::Method;
 use serde_json::json;
@@ -69,7 +69,7 @@ async fn a_policy_that_now_denies_fails_the_approval_and_sends_nothing() -> Resu
     )
     .await?;
     let approved = decide(&proxy, "alice", &id, "approve", None).await?;
-    ensure!(approved.status == 200, "{}", approved.text());
+    expect_status(&approved, 200)?;
     let approved = approved.json()?;
     ensure!(approved["state"] == "failed", "{approved}");
     ensure!(approved["failure"]["code"] == "denied", "{approved}");
@@ -77,9 +77,9 @@ async fn a_policy_that_now_denies_fails_the_approval_and_sends_nothing() -> Resu
         approved["failure"]["reasons"][0]["code"] == "invoice_paid",
         "{approved}"
     );
-    ensure!(upstream.received().is_empty(), "nothing may be sent");
+    upstream.nothing_received().context("nothing may be sent")?;
     let reply = poll(&proxy, AGENT_USER, &id, "").await?;
-    ensure!(reply.status == 403, "{}: {}", reply.status, reply.text());
+    expect_status(&reply, 403)?;
     ensure!(reply.json()?["error"]["reasons"][0]["code"] == "invoice_paid");
     Ok(())
 }
@@ -124,10 +124,10 @@ async fn a_restart_keeps_pending_approvals_and_never_resends_an_interrupted_one(
     );
     ensure!(show(&proxy, &pending).await?["state"] == "pending");
     let reply = poll(&proxy, AGENT_USER, &executing, "").await?;
-    ensure!(reply.status == 504, "{}: {}", reply.status, reply.text());
+    expect_status(&reply, 504)?;
     ensure!(reply.json()?["error"]["outcome"] == "unknown");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    ensure!(upstream.received().len() == 1, "never re-sent");
+    upstream.only_request().context("never re-sent")?;
     Ok(())
 }
 
@@ -166,7 +166,7 @@ async fn an_approval_approved_before_a_stop_but_never_started_runs_after_the_res
         || async { Ok((show(&proxy, &id).await?["state"] == "succeeded").then_some(())) },
     )
     .await?;
-    ensure!(upstream.received().len() == 1);
+    upstream.only_request()?;
     ensure!(upstream.received()[0].header("x-approved-by").as_deref() == Some("alice"));
     Ok(())
 }
@@ -179,23 +179,24 @@ async fn approvers_must_authenticate_and_may_not_approve_their_own_requests() ->
     let id = park(&proxy, "INV-00000013").await?;
 
     let own = decide(&proxy, AGENT_USER, &id, "approve", None).await?;
+    expect_status(&own, 403)?;
     ensure!(
-        own.status == 403 && own.json()?["error"]["code"] == "self_approval",
+        own.json()?["error"]["code"] == "self_approval",
         "{}",
         own.text()
     );
 
     let path = format!("/approvals/{id}/approve");
     let anonymous = proxy.admin_call(Method::POST, &path, None, None).await?;
-    ensure!(anonymous.status == 401, "{}", anonymous.text());
+    expect_status(&anonymous, 401)?;
     let forged = proxy
         .admin_call(Method::POST, &path, Some("not-a-token"), None)
         .await?;
-    ensure!(forged.status == 401, "{}", forged.text());
+    expect_status(&forged, 401)?;
     let list = proxy
         .admin_call(Method::GET, "/approvals", None, None)
         .await?;
-    ensure!(list.status == 401, "the queue itself needs a credential");
+    expect_status(&list, 401).context("the queue itself needs a credential")?;
 
     // JWTs issued to the approvals audience: with the approver role, and without.
     let mut claims = jwt::claims("carol", "");
@@ -209,7 +210,8 @@ async fn approvers_must_authenticate_and_may_not_approve_their_own_requests() ->
     let no_role = proxy
         .admin_call(Method::POST, &path, Some(&dave), None)
         .await?;
-    ensure!(no_role.status == 403 && no_role.json()?["error"]["code"] == "not_an_approver");
+    expect_status(&no_role, 403)?;
+    ensure!(no_role.json()?["error"]["code"] == "not_an_approver");
     let forged_jwt = jwt::sign(&claims, "not-the-proxy-secret-but-just-as-long-0123")?;
     ensure!(
         proxy
@@ -218,7 +220,7 @@ async fn approvers_must_authenticate_and_may_not_approve_their_own_requests() ->
             .status
             == 401
     );
-    ensure!(upstream.received().is_empty());
+    upstream.nothing_received()?;
 
     // Another user may not poll it; neither may a request without a token.
     let other = poll(&proxy, "u_someone_else", &id, "").await?;
@@ -233,9 +235,9 @@ async fn approvers_must_authenticate_and_may_not_approve_their_own_requests() ->
     let approved = proxy
         .admin_call(Method::POST, &path, Some(&carol), None)
         .await?;
-    ensure!(approved.status == 200, "{}", approved.text());
+    expect_status(&approved, 200)?;
     ensure!(approved.json()?["decided_by"] == "carol");
-    ensure!(upstream.received().len() == 1);
+    upstream.only_request()?;
     Ok(())
 }
 
@@ -287,7 +289,7 @@ async fn a_shared_intent_gives_each_user_an_approval_and_the_upstream_acts_once(
                 &json!({"invoice": "INV-00000031", "amount": 5000, "shared": true}),
             )
             .await?;
-        ensure!(reply.status == 202, "{}", reply.text());
+        expect_status(&reply, 202)?;
         ids.push(
             reply.json()?["approval_id"]
                 .as_str()
@@ -304,17 +306,13 @@ async fn a_shared_intent_gives_each_user_an_approval_and_the_upstream_acts_once(
             approved.text()
         );
     }
-    ensure!(
-        upstream.received().len() == 1,
-        "the shared intent acts once"
-    );
+    upstream
+        .only_request()
+        .context("the shared intent acts once")?;
     for (user, id) in [(AGENT_USER, &ids[0]), ("u_colleague", &ids[1])] {
         let reply = poll(&proxy, user, id, "").await?;
-        ensure!(
-            reply.status == 201 && reply.text() == CREATED_BODY,
-            "{}",
-            reply.text()
-        );
+        expect_status(&reply, 201)?;
+        ensure!(reply.text() == CREATED_BODY, "{}", reply.text());
     }
     Ok(())
 }

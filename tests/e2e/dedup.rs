@@ -4,8 +4,8 @@
 use crate::harness::redis::RedisServer;
 use crate::harness::upstream::CREATED_BODY;
 use crate::harness::{
-    assert_refusal, eventually, policies, Behaviour, Proxy, Reply, RouteSpec, Setup, Upstream,
-    Workspace, ADMIN_TOKEN,
+    assert_refusal, eventually, expect_status, policies, Behaviour, Proxy, Reply, RouteSpec, Setup,
+    Upstream, Workspace, ADMIN_TOKEN,
 };
 use anyhow::{ensure, Context, Result};
 use bytes::Bytes;
@@ -80,11 +80,7 @@ fn check_burst(replies: &[Reply]) -> Result<usize> {
 async fn one_intent_then_fifty(proxies: &[Arc<Proxy>], upstream: &Upstream) -> Result<()> {
     let replies = burst(proxies, 1000, |_| json!({"invoice": "INV-1"})).await?;
     ensure!(check_burst(&replies)? == 1);
-    ensure!(
-        upstream.received().len() == 1,
-        "{} upstream calls",
-        upstream.received().len()
-    );
+    upstream.only_request().context("upstream calls")?;
     let replies = burst(
         proxies,
         1000,
@@ -93,11 +89,7 @@ async fn one_intent_then_fifty(proxies: &[Arc<Proxy>], upstream: &Upstream) -> R
     .await?;
     // INV-1 completed in the first burst: its 20 requests are all replays.
     ensure!(check_burst(&replies)? == 49);
-    ensure!(
-        upstream.received().len() == 50,
-        "{} upstream calls",
-        upstream.received().len()
-    );
+    upstream.expect_requests(50).context("upstream calls")?;
     Ok(())
 }
 
@@ -146,7 +138,8 @@ async fn a_replay_is_the_original_response_byte_for_byte() -> Result<()> {
             &json!({"invoice": "INV-7", "amount": 10}),
         )
         .await?;
-    ensure!(first.status == 201 && !replayed(&first));
+    expect_status(&first, 201)?;
+    ensure!(!replayed(&first));
     ensure!(
         first.header("set-cookie").is_some(),
         "the first response is passed on whole"
@@ -164,7 +157,8 @@ async fn a_replay_is_the_original_response_byte_for_byte() -> Result<()> {
             Bytes::from_static(b"{ \"amount\" : 10.0 ,\n \"invoice\":\"INV-7\"}"),
         )
         .await?;
-    ensure!(again.status == 201 && replayed(&again));
+    expect_status(&again, 201)?;
+    ensure!(replayed(&again));
     ensure!(again.body == first.body && again.body == CREATED_BODY.as_bytes());
     ensure!(again.header("x-upstream").as_deref() == Some("e2e"));
     ensure!(again.header("content-type").as_deref() == Some("application/json"));
@@ -174,7 +168,7 @@ async fn a_replay_is_the_original_response_byte_for_byte() -> Result<()> {
     );
     ensure!(again.header("lastmile-decision").as_deref() == Some("replayed"));
     ensure!(again.header("lastmile-dedup-key") == Some(key.clone()));
-    ensure!(upstream.received().len() == 1);
+    upstream.only_request()?;
 
     // A changed field is another intent.
     let changed = proxy
@@ -184,12 +178,13 @@ async fn a_replay_is_the_original_response_byte_for_byte() -> Result<()> {
             &json!({"invoice": "INV-7", "amount": 11}),
         )
         .await?;
-    ensure!(changed.status == 201 && !replayed(&changed));
-    ensure!(upstream.received().len() == 2);
+    expect_status(&changed, 201)?;
+    ensure!(!replayed(&changed));
+    upstream.expect_requests(2)?;
 
     // Operators see the entry; its body is not exposed.
     let entry = proxy.admin_operator_get(&format!("/dedup/{key}")).await?;
-    ensure!(entry.status == 200, "{}", entry.text());
+    expect_status(&entry, 200)?;
     let entry = entry.json()?;
     ensure!(
         entry["state"] == "completed" && entry["status"] == 201,
@@ -222,7 +217,7 @@ async fn intents_are_per_user_unless_shared() -> Result<()> {
             let reply = proxy
                 .post_json("/crm/v1/invoices", &[("x-lastmile-user", token)], &body)
                 .await?;
-            ensure!(reply.status == 201, "{}", reply.text());
+            expect_status(&reply, 201)?;
         }
         ensure!(upstream.received().len() - before == calls, "{body}");
     }
@@ -267,11 +262,12 @@ async fn agent_idempotency_keys_are_validated_scoped_and_bound_to_one_request() 
         .await?;
     // Sent twice, the key is an ambiguous header, refused before it is read.
     assert_refusal(&twice, 400, "ambiguous_header")?;
-    ensure!(upstream.received().is_empty());
+    upstream.nothing_received()?;
 
     // A text body with no policy intent: the agent's key names the window.
     let first = post_note(&proxy, "note-42", "hello").await?;
-    ensure!(first.status == 201 && !replayed(&first));
+    expect_status(&first, 201)?;
+    ensure!(!replayed(&first));
     ensure!(
         upstream.received()[0].header("idempotency-key").is_none(),
         "lastmile owns the key; the upstream is only told when the route says so"
@@ -279,7 +275,7 @@ async fn agent_idempotency_keys_are_validated_scoped_and_bound_to_one_request() 
     ensure!(replayed(&post_note(&proxy, "note-42", "hello").await?));
     let reused = post_note(&proxy, "note-42", "goodbye").await?;
     assert_refusal(&reused, 422, "idempotency_key_mismatch")?;
-    ensure!(upstream.received().len() == 1);
+    upstream.only_request()?;
     Ok(())
 }
 
@@ -296,7 +292,7 @@ async fn an_upstream_timeout_holds_the_key_until_an_operator_releases_it() -> Re
     let retry = proxy.post_json("/crm/v1/invoices", &[], &body).await?;
     let error = assert_refusal(&retry, 409, "outcome_unknown")?;
     ensure!(error["error"]["outcome"] == "unknown");
-    ensure!(upstream.received().len() == 1);
+    upstream.only_request()?;
 
     let entry = proxy
         .admin_operator_get(&format!("/dedup/{key}"))
@@ -307,7 +303,7 @@ async fn an_upstream_timeout_holds_the_key_until_an_operator_releases_it() -> Re
         "{entry}"
     );
     let release = format!("/dedup/{key}/release");
-    ensure!(proxy.admin_post(&release, None).await?.status == 401);
+    expect_status(&proxy.admin_post(&release, None).await?, 401)?;
     ensure!(
         proxy
             .admin_post(&release, Some("wrong-token"))
@@ -315,17 +311,16 @@ async fn an_upstream_timeout_holds_the_key_until_an_operator_releases_it() -> Re
             .status
             == 401
     );
-    ensure!(upstream.received().len() == 1);
+    upstream.only_request()?;
     let released = proxy.admin_post(&release, Some(ADMIN_TOKEN)).await?;
-    ensure!(released.status == 200, "{}", released.text());
-    ensure!(proxy.admin_post(&release, Some(ADMIN_TOKEN)).await?.status == 404);
+    expect_status(&released, 200)?;
+    expect_status(&proxy.admin_post(&release, Some(ADMIN_TOKEN)).await?, 404)?;
 
     let after = proxy.post_json("/crm/v1/invoices", &[], &body).await?;
     assert_refusal(&after, 504, "upstream_timeout")?;
-    ensure!(
-        upstream.received().len() == 2,
-        "the released retry goes upstream"
-    );
+    upstream
+        .expect_requests(2)
+        .context("the released retry goes upstream")?;
     Ok(())
 }
 
@@ -358,20 +353,17 @@ async fn an_upstream_4xx_releases_the_key_and_a_5xx_holds_it() -> Result<()> {
         let proxy = start(&upstream, |r| r, |s| s).await?;
         let body = json!({"invoice": "INV-4"});
         let first = proxy.post_json("/crm/v1/invoices", &[], &body).await?;
+        expect_status(&first, status).context("the upstream's answer, unchanged")?;
         ensure!(
-            first.status == status && first.text() == "{\"error\":\"upstream\"}",
+            first.text() == "{\"error\":\"upstream\"}",
             "the upstream's answer, unchanged"
         );
         let retry = proxy.post_json("/crm/v1/invoices", &[], &body).await?;
-        ensure!(
-            retry.status == retry_status,
-            "after {status}: {}",
-            retry.text()
-        );
+        expect_status(&retry, retry_status).with_context(|| format!("after {status}"))?;
         if retry_status == 409 {
             assert_refusal(&retry, 409, "outcome_unknown")?;
         }
-        ensure!(upstream.received().len() == if status == 422 { 2 } else { 1 });
+        upstream.expect_requests(if status == 422 { 2 } else { 1 })?;
     }
     Ok(())
 }
@@ -426,12 +418,9 @@ async fn lastmile_refusals_never_take_a_key() -> Result<()> {
     let allowed = proxy
         .post_json("/crm/v1/invoices", &[], &json!({"invoice": "INV-6"}))
         .await?;
-    ensure!(
-        allowed.status == 201 && !replayed(&allowed),
-        "{}",
-        allowed.text()
-    );
-    ensure!(upstream.received().len() == 1);
+    expect_status(&allowed, 201)?;
+    ensure!(!replayed(&allowed), "{}", allowed.text());
+    upstream.only_request()?;
     Ok(())
 }
 
@@ -446,11 +435,12 @@ async fn a_response_too_large_to_keep_is_passed_on_but_not_replayed() -> Result<
     .await?;
     let body = json!({"invoice": "INV-8"});
     let first = proxy.post_json("/crm/v1/invoices", &[], &body).await?;
-    ensure!(first.status == 200 && first.body.len() == 4096);
+    expect_status(&first, 200)?;
+    ensure!(first.body.len() == 4096);
     let retry = proxy.post_json("/crm/v1/invoices", &[], &body).await?;
     let error = assert_refusal(&retry, 409, "completed_not_retained")?;
     ensure!(error["error"]["original_status"] == 200, "{error}");
-    ensure!(upstream.received().len() == 1);
+    upstream.only_request()?;
     Ok(())
 }
 
@@ -462,7 +452,7 @@ async fn while_redis_is_down_mutations_are_refused_and_nothing_is_sent_twice() -
     let upstream = Upstream::start(Behaviour::created()).await?;
     let proxy = start(&upstream, |r| r, |s| s.redis(&redis.url())).await?;
     let a = json!({"invoice": "INV-A"});
-    ensure!(proxy.post_json("/crm/v1/invoices", &[], &a).await?.status == 201);
+    expect_status(&proxy.post_json("/crm/v1/invoices", &[], &a).await?, 201)?;
 
     redis.kill();
     for body in [&a, &json!({"invoice": "INV-B"})] {
@@ -471,8 +461,8 @@ async fn while_redis_is_down_mutations_are_refused_and_nothing_is_sent_twice() -
         ensure!(reply.header("retry-after").is_some());
     }
     // Requests no window governs are not affected.
-    ensure!(proxy.get("/crm/v1/invoices", &[]).await?.status == 201);
-    ensure!(upstream.received().len() == 2);
+    expect_status(&proxy.get("/crm/v1/invoices", &[]).await?, 201)?;
+    upstream.expect_requests(2)?;
 
     redis.restart().await?;
     // Until the connection is re-established, requests are still refused (and counted).
@@ -492,8 +482,9 @@ async fn while_redis_is_down_mutations_are_refused_and_nothing_is_sent_twice() -
         },
     )
     .await?;
+    expect_status(&resumed, 201)?;
     ensure!(
-        resumed.status == 201 && replayed(&resumed),
+        replayed(&resumed),
         "the window survived: {}",
         resumed.text()
     );
@@ -504,7 +495,7 @@ async fn while_redis_is_down_mutations_are_refused_and_nothing_is_sent_twice() -
             .status
             == 201
     );
-    ensure!(upstream.received().len() == 3);
+    upstream.expect_requests(3)?;
     let metrics = proxy.metrics().await?;
     ensure!(
         metrics.get(

@@ -4,10 +4,11 @@
 use crate::harness::redis::RedisServer;
 use anyhow::{ensure, Result};
 use bytes::Bytes;
+use lastmile::config::RedisSettings;
 use lastmile::dedup::clock::ManualClock;
 use lastmile::dedup::key::{self, Actor, Fingerprint, Intent};
 use lastmile::dedup::memory::{Limits, MemoryStore};
-use lastmile::dedup::redis::{RedisSettings, RedisStore};
+use lastmile::dedup::redis::RedisStore;
 use lastmile::dedup::state::{Attempt, Begin, Finish, Released, StoredHeader, StoredResponse};
 use lastmile::dedup::store::DedupStore;
 use lastmile::dedup::{self as dedup};

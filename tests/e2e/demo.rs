@@ -2,7 +2,8 @@
 //! tokens and curl commands work against the sample CRM. The demo uses fixed ports
 //! (15001, 15002, 15080), so this is the only test that starts it.
 
-use anyhow::{bail, Context, Result};
+use crate::harness::expect_status;
+use anyhow::{bail, ensure, Context, Result};
 use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -85,12 +86,7 @@ async fn the_demo_runs_and_its_banner_commands_work() -> Result<()> {
             Err(e) => return Err(e),
         }
     };
-    anyhow::ensure!(
-        allowed.status == 201,
-        "allowed reminder: {} {}",
-        allowed.status,
-        allowed.text()
-    );
+    expect_status(&allowed, 201).context("allowed reminder")?;
     anyhow::ensure!(allowed.json()?["status"] == "queued");
 
     let denied = crate::harness::client::send(
@@ -134,12 +130,7 @@ async fn the_demo_runs_and_its_banner_commands_work() -> Result<()> {
         send(http::Method::GET, "/crm/v1/invoices", &alice, None)?,
     )
     .await?;
-    anyhow::ensure!(
-        search.status == 200,
-        "search: {} {}",
-        search.status,
-        search.text()
-    );
+    expect_status(&search, 200).context("search")?;
     let invoices = search.json()?["invoices"]
         .as_array()
         .cloned()
@@ -160,12 +151,7 @@ async fn the_demo_runs_and_its_banner_commands_work() -> Result<()> {
         )?,
     )
     .await?;
-    anyhow::ensure!(
-        parked.status == 202,
-        "refund: {} {}",
-        parked.status,
-        parked.text()
-    );
+    expect_status(&parked, 202).context("refund")?;
     let id = parked.json()?["approval_id"]
         .as_str()
         .context("approval_id")?
@@ -177,10 +163,10 @@ async fn the_demo_runs_and_its_banner_commands_work() -> Result<()> {
             json!({"comment": "checked"}).to_string(),
         )))?;
     let approved = crate::harness::client::send(&client, approve).await?;
-    anyhow::ensure!(
-        approved.status == 200 && approved.json()?["state"] == "succeeded",
-        "approve: {} {}",
-        approved.status,
+    expect_status(&approved, 200)?;
+    ensure!(
+        approved.json()?["state"] == "succeeded",
+        "approve: {}",
         approved.text()
     );
     let result = crate::harness::client::send(
@@ -193,10 +179,10 @@ async fn the_demo_runs_and_its_banner_commands_work() -> Result<()> {
         )?,
     )
     .await?;
-    anyhow::ensure!(
-        result.status == 201 && result.json()?["amount"] == 1200,
-        "the CRM's answer: {} {}",
-        result.status,
+    expect_status(&result, 201)?;
+    ensure!(
+        result.json()?["amount"] == 1200,
+        "the CRM's answer: {}",
         result.text()
     );
     let page = crate::harness::client::send(
@@ -205,6 +191,6 @@ async fn the_demo_runs_and_its_banner_commands_work() -> Result<()> {
             .body(http_body_util::Full::new(bytes::Bytes::new()))?,
     )
     .await?;
-    anyhow::ensure!(page.status == 200, "the approvals page: {}", page.status);
+    expect_status(&page, 200).context("the approvals page")?;
     Ok(())
 }

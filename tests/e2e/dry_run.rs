@@ -2,8 +2,8 @@
 //! request goes upstream anyway.
 
 use crate::harness::upstream::CREATED_BODY;
-use crate::harness::{Behaviour, Proxy, RouteSpec, Setup, Upstream};
-use anyhow::{ensure, Result};
+use crate::harness::{expect_status, Behaviour, Proxy, RouteSpec, Setup, Upstream};
+use anyhow::{ensure, Context, Result};
 use serde_json::json;
 
 #[tokio::test]
@@ -18,32 +18,18 @@ async fn dry_run_route_forwards_a_denied_request_and_records_why() -> Result<()>
 
     // Enforced, the request is refused; in dry-run it goes through.
     let enforced = proxy.post_json("/crm/v1/tickets", &[], &body).await?;
-    ensure!(
-        enforced.status == 403,
-        "enforce route: {} {}",
-        enforced.status,
-        enforced.text()
-    );
-    ensure!(
-        upstream.received().is_empty(),
-        "the enforced denial reached the upstream"
-    );
+    expect_status(&enforced, 403).context("enforce route")?;
+    upstream
+        .nothing_received()
+        .context("the enforced denial reached the upstream")?;
 
     let reply = proxy.post_json("/shadow/v1/tickets", &[], &body).await?;
-    ensure!(
-        reply.status == 201,
-        "dry-run status {}: {}",
-        reply.status,
-        reply.text()
-    );
+    expect_status(&reply, 201).context("dry-run")?;
     ensure!(reply.body == CREATED_BODY.as_bytes());
     ensure!(reply.header("lastmile-decision").as_deref() == Some("dry_run_denied"));
-    let received = upstream.received();
-    ensure!(
-        received.len() == 1 && received[0].path == "/v1/tickets",
-        "upstream got {received:?}"
-    );
-    ensure!(received[0].body == body.to_string().as_bytes());
+    let sent = upstream.only_request()?;
+    ensure!(sent.path == "/v1/tickets", "upstream got {sent:?}");
+    ensure!(sent.body == body.to_string().as_bytes());
 
     let trace_id = reply.header("lastmile-trace-id").unwrap_or_default();
     let record = proxy.trace_record(&trace_id).await?;
@@ -94,24 +80,14 @@ async fn dry_run_route_forwards_despite_a_policy_error_without_obligations() -> 
         .post_json("/shadow/v1/tickets", &[], &json!({"set_host": true}))
         .await?;
 
-    ensure!(
-        reply.status == 201,
-        "dry-run status {}: {}",
-        reply.status,
-        reply.text()
-    );
+    expect_status(&reply, 201).context("dry-run")?;
     ensure!(reply.header("lastmile-decision").as_deref() == Some("dry_run_policy_error"));
-    let received = upstream.received();
-    ensure!(
-        received.len() == 1,
-        "upstream received {} requests",
-        received.len()
-    );
+    let sent = upstream.only_request()?;
     // No part of a malformed decision is applied.
     ensure!(
-        received[0].header("host") == Some(upstream.addr.to_string()),
+        sent.header("host") == Some(upstream.addr.to_string()),
         "Host: {:?}",
-        received[0].header("host")
+        sent.header("host")
     );
     let record = proxy
         .trace_record(&reply.header("lastmile-trace-id").unwrap_or_default())

@@ -2,7 +2,7 @@
 //! lastmile's own refusals say whether the request may have taken effect. Never a 2xx.
 
 use crate::harness::upstream::dead_url;
-use crate::harness::{assert_refusal, Behaviour, Proxy, RouteSpec, Setup, Upstream};
+use crate::harness::{assert_refusal, expect_status, Behaviour, Proxy, RouteSpec, Setup, Upstream};
 use anyhow::{ensure, Result};
 use serde_json::json;
 use std::time::Duration;
@@ -27,12 +27,7 @@ async fn upstream_error_status_and_body_pass_through_unchanged() -> Result<()> {
         .post_json("/crm/v1/tickets", &[], &json!({"subject": "x"}))
         .await?;
 
-    ensure!(
-        reply.status == 500,
-        "status {}: {}",
-        reply.status,
-        reply.text()
-    );
+    expect_status(&reply, 500)?;
     ensure!(
         reply.body == EXPLODED.as_bytes(),
         "body changed: {:?}",
@@ -40,7 +35,7 @@ async fn upstream_error_status_and_body_pass_through_unchanged() -> Result<()> {
     );
     ensure!(reply.header("x-upstream").as_deref() == Some("e2e"));
     ensure!(reply.header("lastmile-decision").as_deref() == Some("allowed"));
-    ensure!(upstream.received().len() == 1);
+    upstream.only_request()?;
     Ok(())
 }
 
@@ -81,6 +76,6 @@ async fn slow_upstream_is_504_with_an_unknown_outcome() -> Result<()> {
     let body = assert_refusal(&reply, 504, "upstream_timeout")?;
     ensure!(body["error"]["outcome"] == "unknown", "{body}");
     // It was sent: that is exactly why the outcome is unknown.
-    ensure!(upstream.received().len() == 1);
+    upstream.only_request()?;
     Ok(())
 }

@@ -2,8 +2,8 @@
 //! body cut short, a TLS handshake that fails, and a policy evaluation that runs out of
 //! time. Each is reported for what it is, and the proxy stays healthy.
 
-use crate::harness::{assert_refusal, policies, RouteSpec, Setup, Workspace};
-use anyhow::{ensure, Result};
+use crate::harness::{assert_refusal, expect_status, policies, RouteSpec, Setup, Workspace};
+use anyhow::{ensure, Context, Result};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -95,7 +95,7 @@ async fn a_reset_after_sending_is_an_unknown_outcome_and_is_not_retried() -> Res
         "the proxy retried: {} requests",
         upstream.received().len()
     );
-    ensure!(proxy.admin_get("/healthz").await?.status == 200);
+    expect_status(&proxy.admin_get("/healthz").await?, 200)?;
     Ok(())
 }
 
@@ -174,16 +174,23 @@ default decision := {}
         .post_json("/crm/v1/invoices", &[], &json!({"slow": true}))
         .await?;
     assert_refusal(&reply, 403, "policy_error")?;
-    ensure!(upstream.received().is_empty());
-    ensure!(proxy.admin_get("/healthz").await?.status == 200);
+    upstream.nothing_received()?;
+    expect_status(&proxy.admin_get("/healthz").await?, 200)?;
     let fast = proxy
         .post_json("/crm/v1/invoices", &[], &json!({"slow": false}))
         .await?;
-    ensure!(fast.status == 201, "{}", fast.text());
+    expect_status(&fast, 201)?;
     let trace = proxy
         .trace_record(&reply.header("lastmile-trace-id").unwrap_or_default())
         .await?;
     ensure!(trace["error"]["code"] == "policy_error", "{trace}");
+    // Counted apart from other policy failures.
+    let metrics = proxy.metrics().await?;
+    let timeouts = metrics.get(
+        "lastmile_policy_failures_total",
+        &[("kind", "timeout"), ("route", "crm")],
+    );
+    ensure!(timeouts == Some(1.0), "{}", metrics.text);
     Ok(())
 }
 
@@ -200,15 +207,14 @@ async fn an_approval_store_that_cannot_be_written_refuses_parking_and_sends_noth
     let reply = approvals::refund(&proxy, approvals::AGENT_USER, "INV-L", 5000).await?;
     let error = assert_refusal(&reply, 503, "approval_store_unavailable")?;
     ensure!(reply.header("retry-after").is_some(), "{error}");
-    ensure!(
-        upstream.received().is_empty(),
-        "an unparked request was executed"
-    );
+    upstream
+        .nothing_received()
+        .context("an unparked request was executed")?;
     lock.execute_batch("ROLLBACK")?;
     drop(lock);
     // Once the store can be written again, the same request parks.
     approvals::park(&proxy, "INV-L").await?;
-    ensure!(upstream.received().is_empty());
-    ensure!(proxy.admin_get("/healthz").await?.status == 200);
+    upstream.nothing_received()?;
+    expect_status(&proxy.admin_get("/healthz").await?, 200)?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! drives `stripe_sdk.rs`, as an agent would.
 
 use crate::harness::{
-    assert_refusal, Behaviour, Proxy, Reply, RouteSpec, Setup, Upstream, Workspace,
+    assert_refusal, expect_status, Behaviour, Proxy, Reply, RouteSpec, Setup, Upstream, Workspace,
 };
 use anyhow::{ensure, Context, Result};
 use bytes::Bytes;
@@ -67,10 +67,10 @@ async fn form_bodies_are_parsed_for_the_policy_and_forwarded_intact() -> Result<
     let body = "amount=250&metadata%5Border%5D=7&expand[]=a&expand[]=b\
                 &items%5B0%5D%5Bprice%5D=p&items%5B1%5D%5Bprice%5D=q&note=au+lait%21";
     let reply = post(&proxy, "/pay/v1/refunds", &[("content-type", FORM)], body).await?;
-    ensure!(reply.status == 201, "{} {}", reply.status, reply.text());
-    let received = upstream.received();
-    ensure!(received.len() == 1 && received[0].body == body.as_bytes());
-    ensure!(received[0].header("content-type").as_deref() == Some(FORM));
+    expect_status(&reply, 201)?;
+    let sent = upstream.only_request()?;
+    ensure!(sent.body == body.as_bytes());
+    ensure!(sent.header("content-type").as_deref() == Some(FORM));
     let parsed: Value = serde_json::from_str(&seen(&upstream, "body")?)?;
     let expected = json!({
         "amount": "250",
@@ -108,10 +108,9 @@ async fn form_bodies_are_parsed_for_the_policy_and_forwarded_intact() -> Result<
         let reply = post(&proxy, "/pay/v1/refunds", &[("content-type", FORM)], bad).await?;
         assert_refusal(&reply, 400, "invalid_form").map_err(|e| e.context(bad))?;
     }
-    ensure!(
-        upstream.received().len() == 1,
-        "a refused form reached the upstream"
-    );
+    upstream
+        .only_request()
+        .context("a refused form reached the upstream")?;
     Ok(())
 }
 
@@ -132,12 +131,12 @@ async fn opaque_bodies_are_refused_unless_the_route_forwards_their_type() -> Res
     // A body with no content type has no type to be listed.
     let reply = post(&proxy, "/files/v1/notes", &[], "hello").await?;
     assert_refusal(&reply, 415, "unsupported_media_type")?;
-    ensure!(upstream.received().is_empty(), "{:?}", upstream.received());
+    upstream.nothing_received()?;
 
     // A listed type (matched on its essence, case-insensitively) goes through, flagged.
     let text = [("content-type", "text/plain; charset=utf-8")];
     let reply = post(&proxy, "/files/v1/notes", &text, "hello").await?;
-    ensure!(reply.status == 201, "{} {}", reply.status, reply.text());
+    expect_status(&reply, 201)?;
     ensure!(seen(&upstream, "opaque")? == "true" && seen(&upstream, "body")? == "null");
     ensure!(upstream.received()[0].body == "hello".as_bytes());
     let octets = [("content-type", "application/octet-stream")];
@@ -146,9 +145,9 @@ async fn opaque_bodies_are_refused_unless_the_route_forwards_their_type() -> Res
 
     // Dry-run routes observe: the body goes through, and the policy is told it is opaque.
     let reply = post(&proxy, "/watch/v1/notes", &octets, "\u{1}\u{2}").await?;
-    ensure!(reply.status == 201, "{} {}", reply.status, reply.text());
+    expect_status(&reply, 201)?;
     ensure!(seen(&upstream, "opaque")? == "true");
-    ensure!(upstream.received().len() == 2);
+    upstream.expect_requests(2)?;
     Ok(())
 }
 
@@ -170,7 +169,7 @@ async fn a_method_override_is_what_the_policy_judges_where_the_route_allows_one(
     )
     .await?;
     assert_refusal(&reply, 400, "method_override")?;
-    ensure!(upstream.received().is_empty());
+    upstream.nothing_received()?;
 
     let reply = post(
         &proxy,
@@ -179,7 +178,7 @@ async fn a_method_override_is_what_the_policy_judges_where_the_route_allows_one(
         "{}",
     )
     .await?;
-    ensure!(reply.status == 201, "{} {}", reply.status, reply.text());
+    expect_status(&reply, 201)?;
     ensure!(seen(&upstream, "method")? == "DELETE");
     let received = upstream.received();
     ensure!(received[0].method == Method::POST);
@@ -210,7 +209,7 @@ async fn a_method_override_is_what_the_policy_judges_where_the_route_allows_one(
         "{}",
     )
     .await?;
-    ensure!(first.status == 201, "{} {}", first.status, first.text());
+    expect_status(&first, 201)?;
     let other = post(
         &proxy,
         "/legacy/v1/y",
@@ -219,7 +218,7 @@ async fn a_method_override_is_what_the_policy_judges_where_the_route_allows_one(
     )
     .await?;
     assert_refusal(&other, 422, "idempotency_key_mismatch")?;
-    ensure!(upstream.received().len() == 2);
+    upstream.expect_requests(2)?;
     Ok(())
 }
 
@@ -250,27 +249,22 @@ async fn an_approved_form_request_is_judged_on_the_same_reading() -> Result<()> 
         .await?;
     let body = "invoice=INV-1&amount=5000&metadata%5Border%5D=7";
     let reply = post(&proxy, "/crm/v1/refunds", &[("content-type", FORM)], body).await?;
-    ensure!(reply.status == 202, "{} {}", reply.status, reply.text());
+    expect_status(&reply, 202)?;
     let id = reply.json()?["approval_id"]
         .as_str()
         .context("approval_id")?
         .to_string();
-    ensure!(upstream.received().is_empty());
+    upstream.nothing_received()?;
 
     let approved = approvals::decide(&proxy, "alice", &id, "approve", None).await?;
-    ensure!(
-        approved.status == 200,
-        "{} {}",
-        approved.status,
-        approved.text()
-    );
+    expect_status(&approved, 200)?;
     ensure!(
         approved.json()?["state"] == "succeeded",
         "{}",
         approved.text()
     );
-    let received = upstream.received();
-    ensure!(received.len() == 1 && received[0].body == body.as_bytes());
+    let sent = upstream.only_request()?;
+    ensure!(sent.body == body.as_bytes());
     let parsed: Value = serde_json::from_str(&seen(&upstream, "body")?)?;
     ensure!(
         parsed == json!({"invoice": "INV-1", "amount": "5000", "metadata": {"order": "7"}}),

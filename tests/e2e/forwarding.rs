@@ -2,7 +2,7 @@
 //! must see them: the route's credential, the policy's obligations, trace context.
 
 use crate::harness::upstream::CREATED_BODY;
-use crate::harness::{crm_proxy, jwt};
+use crate::harness::{crm_proxy, expect_status, jwt};
 use crate::harness::{INBOUND_PARENT_ID, INBOUND_TRACE_ID, UPSTREAM_TOKEN};
 use anyhow::{ensure, Result};
 use bytes::Bytes;
@@ -37,12 +37,7 @@ async fn allowed_post_is_forwarded_once_with_the_route_credential_and_trace_cont
         .await?;
 
     // The upstream's answer comes back as it was sent.
-    ensure!(
-        reply.status == 201,
-        "status {}: {}",
-        reply.status,
-        reply.text()
-    );
+    expect_status(&reply, 201)?;
     ensure!(
         reply.body == CREATED_BODY.as_bytes(),
         "body changed: {:?}",
@@ -57,13 +52,7 @@ async fn allowed_post_is_forwarded_once_with_the_route_credential_and_trace_cont
     ensure!(reply.header("lastmile-trace-id").as_deref() == Some(INBOUND_TRACE_ID));
 
     // The upstream saw exactly one request, rewritten for it.
-    let received = upstream.received();
-    ensure!(
-        received.len() == 1,
-        "upstream received {} requests",
-        received.len()
-    );
-    let got = &received[0];
+    let got = upstream.only_request()?;
     ensure!(
         got.method == Method::POST && got.path == "/v1/invoices",
         "{} {}",
@@ -157,20 +146,9 @@ async fn policy_query_parameters_replace_the_agents() -> Result<()> {
         )
         .await?;
 
-    ensure!(
-        reply.status == 201,
-        "status {}: {}",
-        reply.status,
-        reply.text()
-    );
+    expect_status(&reply, 201)?;
     ensure!(reply.header("lastmile-decision").as_deref() == Some("allowed"));
-    let received = upstream.received();
-    ensure!(
-        received.len() == 1,
-        "upstream received {} requests",
-        received.len()
-    );
-    let query = received[0].query.clone().unwrap_or_default();
+    let query = upstream.only_request()?.query.unwrap_or_default();
     let pairs: BTreeSet<&str> = query.split('&').collect();
     ensure!(
         pairs == BTreeSet::from(["account=acme", "q=late+fees"]),
@@ -191,15 +169,16 @@ async fn invalid_traceparent_starts_a_new_trace() -> Result<()> {
         .get("/crm/v1/invoices", &[("traceparent", &bad)])
         .await?;
 
-    ensure!(reply.status == 201, "{} {}", reply.status, reply.text());
+    expect_status(&reply, 201)?;
     let trace_id = reply.header("lastmile-trace-id").unwrap_or_default();
     ensure!(
         trace_id.len() == 32 && !trace_id.eq_ignore_ascii_case(INBOUND_TRACE_ID),
         "trace id {trace_id:?}"
     );
-    let received = upstream.received();
-    ensure!(received.len() == 1);
-    let sent = received[0].header("traceparent").unwrap_or_default();
+    let sent = upstream
+        .only_request()?
+        .header("traceparent")
+        .unwrap_or_default();
     ensure!(
         sent.starts_with(&format!("00-{trace_id}-")) && sent != bad,
         "upstream traceparent {sent:?}"
@@ -211,7 +190,7 @@ async fn invalid_traceparent_starts_a_new_trace() -> Result<()> {
 async fn rotated_credential_file_is_used_without_a_restart() -> Result<()> {
     let (upstream, proxy) = crm_proxy(std::convert::identity).await?;
     let first = proxy.get("/crm/v1/invoices", &[]).await?;
-    ensure!(first.status == 201, "{} {}", first.status, first.text());
+    expect_status(&first, 201)?;
 
     // Same length, as a rotated token usually is.
     let rotated = UPSTREAM_TOKEN.replace('7', "8");
@@ -225,7 +204,7 @@ async fn rotated_credential_file_is_used_without_a_restart() -> Result<()> {
         Duration::from_millis(100),
         || async {
             let reply = proxy.get("/crm/v1/invoices", &[]).await?;
-            ensure!(reply.status == 201, "{} {}", reply.status, reply.text());
+            expect_status(&reply, 201)?;
             let received = upstream.received();
             let last = received
                 .last()

@@ -4,7 +4,7 @@
 //! could read differently, slow clients and overload. For every case the refusal status is
 //! checked and the upstream must have received nothing it should not have.
 
-use crate::harness::{crm_proxy, Behaviour, Proxy, RouteSpec, Setup, Upstream};
+use crate::harness::{crm_proxy, expect_status, Behaviour, Proxy, RouteSpec, Setup, Upstream};
 use anyhow::{bail, ensure, Context, Result};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -192,13 +192,7 @@ async fn the_hostile_corpus_is_refused_and_nothing_reaches_the_upstream() -> Res
         }
     }
     ensure!(failures.is_empty(), "{}", failures.join("\n"));
-    let received = upstream.received();
-    ensure!(
-        received.is_empty(),
-        "the upstream received {} requests: {:?}",
-        received.len(),
-        received.iter().map(|r| &r.path).collect::<Vec<_>>()
-    );
+    upstream.nothing_received()?;
     Ok(())
 }
 
@@ -255,7 +249,7 @@ async fn pipelined_requests_after_a_refusal_are_each_judged_on_their_own() -> Re
     );
     let text = exchange(proxy.data, request.as_bytes(), Duration::from_secs(5)).await?;
     ensure!(statuses(&text) == [413], "{text}");
-    ensure!(upstream.received().is_empty(), "{:?}", upstream.received());
+    upstream.nothing_received()?;
     Ok(())
 }
 
@@ -277,11 +271,7 @@ async fn slow_clients_are_cut_off_and_do_not_starve_others() -> Result<()> {
         slow.push(stream);
     }
     let reply = proxy.get("/crm/v1/invoices", &[]).await?;
-    ensure!(
-        reply.status == 201,
-        "a normal request failed beside slow sockets: {}",
-        reply.status
-    );
+    expect_status(&reply, 201).context("a normal request failed beside slow sockets")?;
 
     // Each slow socket is closed once the header read timeout passes.
     for stream in slow.iter_mut().take(20) {
@@ -306,7 +296,7 @@ async fn slow_clients_are_cut_off_and_do_not_starve_others() -> Result<()> {
         first_code(&text).as_deref() == Some("body_timeout"),
         "{text}"
     );
-    ensure!(upstream.received().len() == 1);
+    upstream.only_request()?;
     Ok(())
 }
 
@@ -339,7 +329,7 @@ async fn overload_is_shed_with_503_and_counted() -> Result<()> {
         }
     }
     ensure!(ok == 4 && shed == 16, "{ok} served, {shed} shed");
-    ensure!(upstream.received().len() == 4);
+    upstream.expect_requests(4)?;
     let metrics = proxy.metrics().await?;
     ensure!(
         metrics.get(
@@ -366,10 +356,9 @@ async fn at_the_connection_cap_new_connections_wait() -> Result<()> {
     let third =
         tokio::spawn(async move { exchange(proxy.data, request, Duration::from_secs(10)).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    ensure!(
-        upstream.received().is_empty(),
-        "a connection over the cap was served"
-    );
+    upstream
+        .nothing_received()
+        .context("a connection over the cap was served")?;
     drop(first);
     let text = third.await??;
     ensure!(statuses(&text) == [201], "{text}");
@@ -411,7 +400,7 @@ async fn a_deny_list_rule_sees_form_encoded_fields() -> Result<()> {
             "{body}: {text}"
         );
     }
-    ensure!(upstream.received().is_empty(), "{:?}", upstream.received());
+    upstream.nothing_received()?;
     Ok(())
 }
 
@@ -445,6 +434,6 @@ async fn a_header_with_bytes_beyond_ascii_is_still_shown_to_the_policy() -> Resu
     let text = exchange(proxy.data, &request, Duration::from_secs(5)).await?;
     ensure!(statuses(&text) == [403], "{text}");
     ensure!(first_code(&text).as_deref() == Some("denied"), "{text}");
-    ensure!(upstream.received().is_empty(), "{:?}", upstream.received());
+    upstream.nothing_received()?;
     Ok(())
 }

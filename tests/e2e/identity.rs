@@ -5,10 +5,10 @@
 use crate::harness::jwks::JwksServer;
 use crate::harness::jwt::{self, EsKey};
 use crate::harness::{
-    assert_refusal, eventually, policies, Behaviour, Proxy, Reply, RouteSpec, Setup, Upstream,
-    Workspace,
+    assert_refusal, eventually, expect_status, policies, Behaviour, Proxy, Reply, RouteSpec, Setup,
+    Upstream, Workspace,
 };
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -71,20 +71,16 @@ async fn until_accepted(proxy: &Proxy, token: &str, what: &str) -> Result<()> {
 async fn correctly_signed_tokens_without_the_configured_iss_or_aud_are_401() -> Result<()> {
     let (upstream, proxy) = start(workspace()?, |s| s).await?;
     let good = jwt::sign(&claims(), jwt::SECRET)?;
-    ensure!(
-        send(&proxy, &good).await?.status == 201,
-        "the control token is accepted"
-    );
+    expect_status(&send(&proxy, &good).await?, 201).context("the control token is accepted")?;
     for claim in ["iss", "aud"] {
         let mut without = claims();
         without.as_object_mut().map(|c| c.remove(claim));
         let token = jwt::sign(&without, jwt::SECRET)?;
         refused(&send(&proxy, &token).await?, &token, &format!("no {claim}"))?;
     }
-    ensure!(
-        upstream.received().len() == 1,
-        "only the control reached the upstream"
-    );
+    upstream
+        .only_request()
+        .context("only the control reached the upstream")?;
     Ok(())
 }
 
@@ -108,10 +104,9 @@ async fn string_typed_time_claims_are_401() -> Result<()> {
         let token = jwt::sign(&claims, jwt::SECRET)?;
         refused(&send(&proxy, &token).await?, &token, what)?;
     }
-    ensure!(
-        upstream.received().is_empty(),
-        "nothing reached the upstream"
-    );
+    upstream
+        .nothing_received()
+        .context("nothing reached the upstream")?;
     Ok(())
 }
 
@@ -123,10 +118,7 @@ async fn a_keys_file_rotated_on_disk_is_used_without_a_restart() -> Result<()> {
     let (_upstream, proxy) =
         start(workspace, |s| s.identity_setting("keys_file", KEYS_FILE)).await?;
     let (old_token, new_token) = (old.sign(&claims())?, new.sign(&claims())?);
-    ensure!(
-        send(&proxy, &old_token).await?.status == 201,
-        "the old key works at first"
-    );
+    expect_status(&send(&proxy, &old_token).await?, 201).context("the old key works at first")?;
     refused(
         &send(&proxy, &new_token).await?,
         &new_token,
@@ -162,10 +154,8 @@ async fn a_keys_file_rotated_on_disk_is_used_without_a_restart() -> Result<()> {
         },
     )
     .await?;
-    ensure!(
-        send(&proxy, &new_token).await?.status == 201,
-        "the last good keys still verify"
-    );
+    expect_status(&send(&proxy, &new_token).await?, 201)
+        .context("the last good keys still verify")?;
     Ok(())
 }
 
@@ -219,10 +209,8 @@ async fn jwks_keys_are_fetched_over_https_rotated_by_kid_and_kept_when_the_idp_i
         || async { Ok(proxy.stderr().contains("JWKS fetch failed").then_some(())) },
     )
     .await?;
-    ensure!(
-        send(&proxy, &second_token).await?.status == 201,
-        "the last good set still verifies"
-    );
+    expect_status(&send(&proxy, &second_token).await?, 201)
+        .context("the last good set still verifies")?;
     Ok(())
 }
 
@@ -242,10 +230,7 @@ async fn a_jwks_endpoint_never_reached_fails_closed_but_the_proxy_serves() -> Re
         "the message says why: {body}"
     );
     let hs256 = jwt::sign(&claims(), jwt::SECRET)?;
-    ensure!(
-        send(&proxy, &hs256).await?.status == 201,
-        "the HS256 secret still verifies"
-    );
+    expect_status(&send(&proxy, &hs256).await?, 201).context("the HS256 secret still verifies")?;
     Ok(())
 }
 

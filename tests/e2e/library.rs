@@ -4,29 +4,13 @@
 //! upstream did or did not receive.
 
 use crate::harness::{
-    assert_refusal, jwt, Behaviour, Proxy, RouteSpec, Setup, Upstream, Workspace,
+    assert_refusal, copy_dir, expect_status, jwt, repo_root, Behaviour, Proxy, RouteSpec, Setup,
+    Upstream, Workspace,
 };
 use anyhow::{ensure, Context, Result};
 use serde_json::json;
-use std::path::Path;
 
 const REMINDER: &str = "/crm/v1/invoices/INV-00038122/reminders";
-
-/// Copies every file of `from` into `to` inside the workspace.
-fn copy_dir(workspace: &Workspace, from: &Path, to: &str) -> Result<()> {
-    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
-        let path = entry?.path();
-        if path.is_file() {
-            let name = path
-                .file_name()
-                .context("file name")?
-                .to_string_lossy()
-                .into_owned();
-            workspace.write(&format!("{to}/{name}"), &std::fs::read_to_string(&path)?)?;
-        }
-    }
-    Ok(())
-}
 
 /// The invoicing example in front of a recording upstream, as route `crm` on `/crm`.
 async fn invoicing() -> Result<(Upstream, Proxy)> {
@@ -37,10 +21,13 @@ async fn invoicing() -> Result<(Upstream, Proxy)> {
 async fn invoicing_with(
     edit: impl FnOnce(&mut serde_json::Value) -> Result<()>,
 ) -> Result<(Upstream, Proxy)> {
-    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let policies = repo_root().join("policies");
     let workspace = Workspace::new()?;
-    copy_dir(&workspace, &policies.join("examples/invoicing"), "policies")?;
-    copy_dir(&workspace, &policies.join("lib"), "library")?;
+    copy_dir(
+        &policies.join("examples/invoicing"),
+        &workspace.path("policies"),
+    )?;
+    copy_dir(&policies.join("lib"), &workspace.path("library"))?;
     let mut data: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
         workspace.path("policies/data.json"),
     )?)?;
@@ -84,8 +71,8 @@ async fn a_contract_conforming_call_is_forwarded() -> Result<()> {
             &json!({"channel": "email", "recipient_role": "billing"}),
         )
         .await?;
-    ensure!(reply.status == 201, "{} {}", reply.status, reply.text());
-    ensure!(upstream.received().len() == 1);
+    expect_status(&reply, 201)?;
+    upstream.only_request()?;
     Ok(())
 }
 
@@ -137,10 +124,9 @@ async fn contract_violations_are_denied_before_the_upstream() -> Result<()> {
         .await?;
     ensure!(reason_codes(&assert_refusal(&reply, 403, "denied")?).contains(&"unknown_tool".into()));
 
-    ensure!(
-        upstream.received().is_empty(),
-        "a refused call reached the upstream"
-    );
+    upstream
+        .nothing_received()
+        .context("a refused call reached the upstream")?;
     Ok(())
 }
 
@@ -155,17 +141,15 @@ async fn scope_denies_other_accounts_and_narrows_searches() -> Result<()> {
         )
         .await?;
     ensure!(reason_codes(&assert_refusal(&reply, 403, "denied")?).contains(&"out_of_scope".into()));
-    ensure!(upstream.received().is_empty());
+    upstream.nothing_received()?;
 
     // A search reaches the upstream narrowed to the user's own accounts; naming
     // another account is refused outright.
     let alice = user("u_alice", "acme", &["agent-operator"])?;
     let auth = [("x-lastmile-user", alice.as_str())];
     let reply = proxy.get("/crm/v1/invoices?status=open", &auth).await?;
-    ensure!(reply.status == 201, "{} {}", reply.status, reply.text());
-    let received = upstream.received();
-    ensure!(received.len() == 1);
-    let query = received[0].query.clone().unwrap_or_default();
+    expect_status(&reply, 201)?;
+    let query = upstream.only_request()?.query.unwrap_or_default();
     let mut pairs: Vec<&str> = query.split('&').collect();
     pairs.sort_unstable();
     ensure!(
@@ -174,10 +158,9 @@ async fn scope_denies_other_accounts_and_narrows_searches() -> Result<()> {
     );
     let reply = proxy.get("/crm/v1/invoices?account=globex", &auth).await?;
     assert_refusal(&reply, 403, "denied")?;
-    ensure!(
-        upstream.received().len() == 1,
-        "the widened search reached the upstream"
-    );
+    upstream
+        .only_request()
+        .context("the widened search reached the upstream")?;
     Ok(())
 }
 
@@ -191,7 +174,7 @@ async fn amounts_over_the_limit_need_approval_and_over_the_ceiling_are_denied() 
     let reply = proxy
         .post_json("/crm/v1/invoices", &auth, &invoice(500))
         .await?;
-    ensure!(reply.status == 201, "{} {}", reply.status, reply.text());
+    expect_status(&reply, 201)?;
 
     let reply = proxy
         .post_json("/crm/v1/invoices", &auth, &invoice(250_000))
@@ -207,10 +190,9 @@ async fn amounts_over_the_limit_need_approval_and_over_the_ceiling_are_denied() 
     ensure!(reason_codes(&assert_refusal(&reply, 403, "denied")?)
         .contains(&"amount_over_ceiling".into()));
 
-    ensure!(
-        upstream.received().len() == 1,
-        "only the small invoice may reach the upstream"
-    );
+    upstream
+        .only_request()
+        .context("only the small invoice may reach the upstream")?;
     Ok(())
 }
 
@@ -259,10 +241,9 @@ async fn addresses_in_headers_and_query_values_are_denied_before_the_upstream() 
         text.contains("query parameter 'note'") && !text.contains("attacker"),
         "the reason must name the parameter, not the value: {body}"
     );
-    ensure!(
-        upstream.received().is_empty(),
-        "a request naming an address reached the upstream"
-    );
+    upstream
+        .nothing_received()
+        .context("a request naming an address reached the upstream")?;
 
     // The same calls without an address pass, a standard header holding one included.
     let reply = proxy
@@ -276,14 +257,14 @@ async fn addresses_in_headers_and_query_values_are_denied_before_the_upstream() 
             &reminder,
         )
         .await?;
-    ensure!(reply.status == 201, "{} {}", reply.status, reply.text());
+    expect_status(&reply, 201)?;
     let reply = proxy
         .get(
             "/crm/v1/invoices?status=open&note=overdue",
             &[("x-lastmile-user", &alice)],
         )
         .await?;
-    ensure!(reply.status == 201, "{} {}", reply.status, reply.text());
-    ensure!(upstream.received().len() == 2);
+    expect_status(&reply, 201)?;
+    upstream.expect_requests(2)?;
     Ok(())
 }

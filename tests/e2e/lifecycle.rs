@@ -2,7 +2,9 @@
 //! only: they hold users, request fields and parked requests) and the signals it obeys.
 
 use crate::harness::config::TRACE_FILE;
-use crate::harness::{approvals, eventually, Behaviour, Proxy, RouteSpec, Setup, Upstream};
+use crate::harness::{
+    approvals, eventually, expect_status, Behaviour, Proxy, RouteSpec, Setup, Upstream,
+};
 use anyhow::{ensure, Context, Result};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -93,10 +95,10 @@ async fn sighup_drains_in_flight_requests_and_exits_cleanly() -> Result<()> {
     let (reply, sent) = tokio::join!(slow, hangup);
     sent?;
     let reply = reply.context("the in-flight request was cut off")?;
+    expect_status(&reply, 200)?;
     ensure!(
-        reply.status == 200 && reply.text().contains("late"),
-        "in-flight request: {} {}",
-        reply.status,
+        reply.text().contains("late"),
+        "in-flight request: {}",
         reply.text()
     );
     let status = proxy.exit_status(Duration::from_secs(15)).await?;

@@ -2,7 +2,9 @@
 //! health and readiness, and decision traces that can be looked up but never hold
 //! secrets.
 
-use crate::harness::{jwt, Behaviour, Proxy, RouteSpec, Setup, Upstream, UPSTREAM_TOKEN};
+use crate::harness::{
+    expect_status, jwt, Behaviour, Proxy, RouteSpec, Setup, Upstream, UPSTREAM_TOKEN,
+};
 use anyhow::{ensure, Context, Result};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -25,32 +27,17 @@ async fn metrics_count_each_outcome_exactly() -> Result<()> {
         let reply = proxy
             .post_json("/crm/v1/tickets", &user, &json!({"subject": subject}))
             .await?;
-        ensure!(
-            reply.status == 201,
-            "allowed: {} {}",
-            reply.status,
-            reply.text()
-        );
+        expect_status(&reply, 201).context("allowed")?;
     }
     let denied = proxy
         .post_json("/crm/v1/tickets", &user, &json!({"forbidden": 1}))
         .await?;
-    ensure!(
-        denied.status == 403,
-        "denied: {} {}",
-        denied.status,
-        denied.text()
-    );
+    expect_status(&denied, 403).context("denied")?;
     let lost = proxy.get("/nowhere", &[]).await?;
-    ensure!(
-        lost.status == 404,
-        "no route: {} {}",
-        lost.status,
-        lost.text()
-    );
+    expect_status(&lost, 404).context("no route")?;
 
     let reply = proxy.admin_get("/metrics").await?;
-    ensure!(reply.status == 200);
+    expect_status(&reply, 200)?;
     ensure!(reply
         .header("content-type")
         .is_some_and(|ct| ct.starts_with("text/plain")));
@@ -123,19 +110,9 @@ async fn health_and_readiness() -> Result<()> {
     let proxy = start(&upstream, Setup::new).await?;
 
     let health = proxy.admin_get("/healthz").await?;
-    ensure!(
-        health.status == 200,
-        "/healthz {} {}",
-        health.status,
-        health.text()
-    );
+    expect_status(&health, 200).context("/healthz")?;
     let ready = proxy.admin_get("/readyz").await?;
-    ensure!(
-        ready.status == 200,
-        "/readyz {} {}",
-        ready.status,
-        ready.text()
-    );
+    expect_status(&ready, 200).context("/readyz")?;
     let body = ready.json()?;
     ensure!(body["ready"] == true, "{body}");
     ensure!(
@@ -145,16 +122,11 @@ async fn health_and_readiness() -> Result<()> {
         "{body}"
     );
     let unknown = proxy.admin_get("/nope").await?;
-    ensure!(
-        unknown.status == 404,
-        "unknown admin path: {}",
-        unknown.status
-    );
+    expect_status(&unknown, 404).context("unknown admin path")?;
     // The admin API is not on the data port.
     let on_data = proxy.get("/metrics", &[]).await?;
-    ensure!(
-        on_data.status == 404 && on_data.header("lastmile-decision").as_deref() == Some("no_route")
-    );
+    expect_status(&on_data, 404)?;
+    ensure!(on_data.header("lastmile-decision").as_deref() == Some("no_route"));
     Ok(())
 }
 
@@ -178,7 +150,7 @@ async fn traces_can_be_looked_up_and_never_hold_secrets() -> Result<()> {
     let body =
         json!({"account": "acme", "password": PASSWORD, "nested": {"api_key": API_KEY, "n": 1}});
     let reply = proxy.post_json("/crm/v1/invoices", &headers, &body).await?;
-    ensure!(reply.status == 201, "{} {}", reply.status, reply.text());
+    expect_status(&reply, 201)?;
     let trace_id = reply
         .header("lastmile-trace-id")
         .context("no lastmile-trace-id")?;
@@ -189,7 +161,7 @@ async fn traces_can_be_looked_up_and_never_hold_secrets() -> Result<()> {
             &json!({"forbidden": true, "token": PASSWORD}),
         )
         .await?;
-    ensure!(denied.status == 403, "{} {}", denied.status, denied.text());
+    expect_status(&denied, 403)?;
     let denied_id = denied
         .header("lastmile-trace-id")
         .context("no lastmile-trace-id")?;
@@ -197,12 +169,7 @@ async fn traces_can_be_looked_up_and_never_hold_secrets() -> Result<()> {
     let searched = proxy
         .get(&format!("/crm/v1/search?api_key={API_KEY}"), &headers)
         .await?;
-    ensure!(
-        searched.status == 201,
-        "{} {}",
-        searched.status,
-        searched.text()
-    );
+    expect_status(&searched, 201)?;
     let searched_record = proxy
         .trace_record(&searched.header("lastmile-trace-id").unwrap_or_default())
         .await?;
@@ -215,12 +182,7 @@ async fn traces_can_be_looked_up_and_never_hold_secrets() -> Result<()> {
     let found = proxy
         .admin_operator_get(&format!("/traces/{trace_id}"))
         .await?;
-    ensure!(
-        found.status == 200,
-        "/traces: {} {}",
-        found.status,
-        found.text()
-    );
+    expect_status(&found, 200).context("/traces")?;
     let found_body = found.json()?;
     ensure!(found_body["trace_id"] == trace_id.as_str(), "{found_body}");
     let records = found_body["records"]

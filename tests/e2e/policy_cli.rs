@@ -1,8 +1,10 @@
 //! `lastmile policy ...` and the test gate on hot reload: a bundle whose own Rego tests
 //! fail never serves.
 
-use crate::harness::{eventually, policies, Behaviour, RouteSpec, Setup, Upstream, Workspace};
-use anyhow::{ensure, Result};
+use crate::harness::{
+    eventually, expect_status, policies, Behaviour, RouteSpec, Setup, Upstream, Workspace,
+};
+use anyhow::{ensure, Context, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -116,7 +118,7 @@ async fn a_bundle_whose_tests_fail_is_not_activated() -> Result<()> {
         .await?;
     let body = json!({"subject": "hi"});
     let ticket = || proxy.post_json("/crm/v1/tickets", &[], &body);
-    ensure!(ticket().await?.status == 201);
+    expect_status(&ticket().await?, 201)?;
 
     // The new bundle compiles and would deny everything, but its own test fails.
     proxy.workspace().write(
@@ -141,10 +143,7 @@ async fn a_bundle_whose_tests_fail_is_not_activated() -> Result<()> {
         },
     )
     .await?;
-    ensure!(
-        ticket().await?.status == 201,
-        "the rejected bundle is serving"
-    );
+    expect_status(&ticket().await?, 201).context("the rejected bundle is serving")?;
     ensure!(
         proxy
             .stderr()
@@ -197,6 +196,6 @@ async fn a_changed_library_file_is_reloaded_with_the_bundle() -> Result<()> {
         || async { Ok((code().await? == "v2").then_some(())) },
     )
     .await?;
-    ensure!(upstream.received().is_empty());
+    upstream.nothing_received()?;
     Ok(())
 }

@@ -25,16 +25,6 @@ fn alice() -> Result<String> {
     jwt::token("alice", "crm.read crm.write")
 }
 
-fn nothing_forwarded(upstream: &Upstream) -> Result<()> {
-    let received = upstream.received();
-    ensure!(
-        received.is_empty(),
-        "the upstream received {} request(s): {received:?}",
-        received.len()
-    );
-    Ok(())
-}
-
 #[tokio::test]
 async fn denied_request_is_403_with_the_policy_reasons() -> Result<()> {
     let (upstream, proxy) = start().await?;
@@ -66,7 +56,7 @@ async fn denied_request_is_403_with_the_policy_reasons() -> Result<()> {
         ready["policy_revision"] == revision,
         "refusal names {revision}, /readyz says {ready}"
     );
-    nothing_forwarded(&upstream)
+    upstream.nothing_received()
 }
 
 #[tokio::test]
@@ -86,7 +76,7 @@ async fn user_without_the_scope_is_denied() -> Result<()> {
         body["error"]["reasons"][0]["code"] == "missing_scope",
         "{body}"
     );
-    nothing_forwarded(&upstream)
+    upstream.nothing_received()
 }
 
 #[tokio::test]
@@ -107,7 +97,7 @@ async fn approval_decision_is_refused_while_approvals_are_unavailable() -> Resul
             == json!([{"code": "amount_over_limit", "message": "amount 5000 is over the limit of 1000"}]),
         "{body}"
     );
-    nothing_forwarded(&upstream)
+    upstream.nothing_received()
 }
 
 #[tokio::test]
@@ -124,7 +114,13 @@ async fn malformed_decision_is_a_policy_error_and_fails_closed() -> Result<()> {
         message.contains("reserved"),
         "refused for another reason: {record}"
     );
-    nothing_forwarded(&upstream)
+    let metrics = proxy.metrics().await?;
+    let wrong_shape = metrics.get(
+        "lastmile_policy_failures_total",
+        &[("kind", "wrong_shape"), ("route", "open")],
+    );
+    ensure!(wrong_shape == Some(1.0), "{}", metrics.text);
+    upstream.nothing_received()
 }
 
 #[tokio::test]
@@ -134,7 +130,7 @@ async fn unknown_route_is_404_no_route() -> Result<()> {
         let reply = proxy.get(path, &[]).await?;
         assert_refusal(&reply, 404, "no_route").map_err(|e| e.context(path))?;
     }
-    nothing_forwarded(&upstream)
+    upstream.nothing_received()
 }
 
 #[tokio::test]
@@ -144,7 +140,7 @@ async fn connect_is_refused() -> Result<()> {
         .raw("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
         .await?;
     assert_refusal(&reply, 405, "connect_refused")?;
-    nothing_forwarded(&upstream)
+    upstream.nothing_received()
 }
 
 #[tokio::test]
@@ -165,7 +161,7 @@ async fn oversized_body_is_413() -> Result<()> {
     );
     let reply = proxy.raw(&request).await?;
     assert_refusal(&reply, 413, "body_too_large").map_err(|e| e.context("chunked body"))?;
-    nothing_forwarded(&upstream)
+    upstream.nothing_received()
 }
 
 #[tokio::test]
@@ -180,7 +176,7 @@ async fn invalid_json_is_400() -> Result<()> {
         )
         .await?;
     assert_refusal(&reply, 400, "invalid_json")?;
-    nothing_forwarded(&upstream)
+    upstream.nothing_received()
 }
 
 #[tokio::test]
@@ -190,7 +186,7 @@ async fn missing_user_token_on_a_require_user_route_is_401() -> Result<()> {
         .post_json("/crm/v1/invoices", &[], &json!({"amount": 10}))
         .await?;
     assert_refusal(&reply, 401, "user_required")?;
-    nothing_forwarded(&upstream)
+    upstream.nothing_received()
 }
 
 #[tokio::test]
@@ -248,7 +244,7 @@ async fn bad_user_tokens_are_401_unauthenticated() -> Result<()> {
         .await?;
     assert_refusal(&reply, 400, "ambiguous_header")
         .map_err(|e| e.context("two identity headers"))?;
-    nothing_forwarded(&upstream)
+    upstream.nothing_received()
 }
 
 #[tokio::test]
@@ -266,5 +262,5 @@ async fn path_traversal_is_400_bad_path() -> Result<()> {
         let reply = proxy.raw(&request).await?;
         assert_refusal(&reply, 400, "bad_path").map_err(|e| e.context(path))?;
     }
-    nothing_forwarded(&upstream)
+    upstream.nothing_received()
 }

@@ -4,7 +4,8 @@
 
 use crate::harness::metrics::Metrics;
 use crate::harness::{
-    eventually, policies, Behaviour, Proxy, Reply, RouteSpec, Setup, Upstream, Workspace,
+    eventually, expect_status, policies, Behaviour, Proxy, Reply, RouteSpec, Setup, Upstream,
+    Workspace,
 };
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::json;
@@ -92,12 +93,7 @@ async fn edited_policy_takes_effect_and_a_broken_one_is_rejected() -> Result<()>
         .start(&setup(&upstream))
         .await?;
     let first = ticket(&proxy).await?;
-    ensure!(
-        first.status == 201,
-        "v1 allows: {} {}",
-        first.status,
-        first.text()
-    );
+    expect_status(&first, 201).context("v1 allows")?;
     let v1 = active_revision(&proxy.metrics().await?)?;
 
     // v2 replaces the file.
@@ -145,12 +141,7 @@ async fn edited_policy_takes_effect_and_a_broken_one_is_rejected() -> Result<()>
 
     // ...and v2 keeps deciding.
     let still = ticket(&proxy).await?;
-    ensure!(
-        still.status == 403,
-        "after the broken reload: {} {}",
-        still.status,
-        still.text()
-    );
+    expect_status(&still, 403).context("after the broken reload")?;
     ensure!(
         still.json()?["error"]["reasons"][0]["code"] == "v2",
         "{}",
@@ -195,12 +186,7 @@ async fn configmap_symlink_swap_takes_effect() -> Result<()> {
     configmap_create(&dir, "..2026_01_01_v1", policies::ALLOW_ALL)?;
     let proxy = workspace.start(&setup(&upstream)).await?;
     let first = ticket(&proxy).await?;
-    ensure!(
-        first.status == 201,
-        "v1 allows: {} {}",
-        first.status,
-        first.text()
-    );
+    expect_status(&first, 201).context("v1 allows")?;
 
     configmap_update(
         &dir,

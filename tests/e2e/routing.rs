@@ -1,8 +1,8 @@
 //! Absolute-form requests (clients configured with `HTTP_PROXY`) are routed by host.
 
 use crate::harness::upstream::CREATED_BODY;
-use crate::harness::{assert_refusal, crm_proxy, UPSTREAM_TOKEN};
-use anyhow::{ensure, Result};
+use crate::harness::{assert_refusal, crm_proxy, expect_status, UPSTREAM_TOKEN};
+use anyhow::{ensure, Context, Result};
 
 #[tokio::test]
 async fn absolute_form_request_is_routed_by_host() -> Result<()> {
@@ -11,34 +11,21 @@ async fn absolute_form_request_is_routed_by_host() -> Result<()> {
     let reply = proxy
         .raw("GET http://crm.e2e.test/v1/invoices?status=open HTTP/1.1\r\nHost: crm.e2e.test\r\nConnection: close\r\n\r\n")
         .await?;
-    ensure!(
-        reply.status == 201,
-        "status {}: {}",
-        reply.status,
-        reply.text()
-    );
+    expect_status(&reply, 201)?;
     ensure!(reply.body == CREATED_BODY.as_bytes());
     ensure!(reply.header("lastmile-decision").as_deref() == Some("allowed"));
-    let received = upstream.received();
-    ensure!(
-        received.len() == 1,
-        "upstream received {} requests",
-        received.len()
-    );
-    ensure!(
-        received[0].path == "/v1/invoices" && received[0].query.as_deref() == Some("status=open")
-    );
-    ensure!(received[0].header_all("authorization") == vec![format!("Bearer {UPSTREAM_TOKEN}")]);
+    let sent = upstream.only_request()?;
+    ensure!(sent.path == "/v1/invoices" && sent.query.as_deref() == Some("status=open"));
+    ensure!(sent.header_all("authorization") == vec![format!("Bearer {UPSTREAM_TOKEN}")]);
 
     // Another host is not this route's.
     let other = proxy
         .raw("GET http://evil.e2e.test/v1/invoices HTTP/1.1\r\nHost: evil.e2e.test\r\nConnection: close\r\n\r\n")
         .await?;
     assert_refusal(&other, 404, "no_route")?;
-    ensure!(
-        upstream.received().len() == 1,
-        "a request for another host reached the upstream"
-    );
+    upstream
+        .only_request()
+        .context("a request for another host reached the upstream")?;
     Ok(())
 }
 
@@ -58,18 +45,8 @@ async fn cleartext_http2_requests_are_served_and_forwarded() -> anyhow::Result<(
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from_static(br#"{"subject":"printer"}"#)))?;
     let reply = crate::harness::client::send(&h2c, request).await?;
-    anyhow::ensure!(
-        reply.status == 201,
-        "status {}: {}",
-        reply.status,
-        reply.text()
-    );
+    expect_status(&reply, 201)?;
     anyhow::ensure!(reply.header("lastmile-decision").as_deref() == Some("allowed"));
-    let received = upstream.received();
-    anyhow::ensure!(
-        received.len() == 1,
-        "upstream received {} requests",
-        received.len()
-    );
+    upstream.only_request()?;
     Ok(())
 }

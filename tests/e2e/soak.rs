@@ -6,7 +6,7 @@
 
 use crate::harness::redis::RedisServer;
 use crate::harness::upstream::Received;
-use crate::harness::{eventually, Behaviour, RouteSpec, Setup, Upstream, Workspace};
+use crate::harness::{eventually, expect_status, Behaviour, RouteSpec, Setup, Upstream, Workspace};
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::json;
 use std::collections::HashMap;
@@ -187,7 +187,7 @@ async fn faults_under_load_never_duplicate_or_bypass_a_decision() -> Result<()> 
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .context("no VmRSS")?;
     ensure!(rss_kb < RSS_LIMIT_KB, "RSS {rss_kb} KiB after the soak");
-    ensure!(proxy.admin_get("/healthz").await?.status == 200);
+    expect_status(&proxy.admin_get("/healthz").await?, 200)?;
     eprintln!(
         "soak: {} requests in {duration:?}, {} policy revisions, statuses {statuses:?}, {} upstream calls for {} intents, RSS {rss_kb} KiB",
         sent.load(Ordering::Relaxed),

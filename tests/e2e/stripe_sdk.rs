@@ -81,16 +81,13 @@ async fn the_stripe_sdk_cannot_refund_past_the_policy_limit() -> Result<()> {
         refused["body"]["error"]["reasons"][0]["code"] == "amount_over_limit",
         "{refused}"
     );
-    ensure!(upstream.received().is_empty(), "{:?}", upstream.received());
+    upstream.nothing_received()?;
 
     let sent = refund(&python, &base, 5_000).await?;
     ensure!(sent["ok"] == true, "{sent}");
-    let received = upstream.received();
-    ensure!(
-        received.len() == 1 && received[0].path == "/v1/refunds",
-        "{received:?}"
-    );
-    let fields: Vec<(String, String)> = form_urlencoded::parse(&received[0].body)
+    let sent = upstream.only_request()?;
+    ensure!(sent.path == "/v1/refunds", "{sent:?}");
+    let fields: Vec<(String, String)> = form_urlencoded::parse(&sent.body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     for field in [("amount", "5000"), ("metadata[order]", "7")] {
@@ -106,7 +103,7 @@ async fn the_stripe_sdk_cannot_refund_past_the_policy_limit() -> Result<()> {
         "{parsed}"
     );
     // The agent's key never reaches the upstream; the route's credential does.
-    let authorization = received[0].header("authorization").unwrap_or_default();
+    let authorization = sent.header("authorization").unwrap_or_default();
     ensure!(!authorization.contains("sk_test"), "{authorization}");
     Ok(())
 }

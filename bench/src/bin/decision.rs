@@ -12,7 +12,6 @@
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use lastmile::policy::decision;
 use lastmile_bench::opa::{Opa, DECISION};
 use lastmile_bench::{alice, cases_for, decide, input_json, json_headers, load, summary};
 use std::path::PathBuf;
@@ -93,7 +92,7 @@ fn opa_decision(opa: &Opa, input: &str) -> Result<String> {
     };
     let value =
         regorus::Value::from_json_str(&value.to_string()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(summary(&decision::parse(&value)?))
+    Ok(summary(&lastmile::policy::decide::interpret(&value)?))
 }
 
 /// Every sample of one run, sorted.

@@ -7,11 +7,12 @@
 //! like one: it must carry `approvals.jwt_audience`, which config refuses to let equal
 //! the identity audience. Without that setting, JWTs never approve.
 
-use crate::admin_token::{bearer, constant_time_eq, OperatorCheck, OperatorToken};
+use crate::admin_token::{bearer, OperatorCheck, OperatorToken};
 use crate::config::Config;
 use crate::identity::Verifier;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
+use subtle::ConstantTimeEq;
 
 /// The name decisions made with the operator's token are recorded under.
 pub const OPERATOR: &str = "operator";
@@ -165,7 +166,7 @@ fn find_token(text: &str, token: &str) -> Option<String> {
         let (Some(name), Some(expected), None) = (parts.next(), parts.next(), parts.next()) else {
             continue;
         };
-        if constant_time_eq(expected.as_bytes(), token.as_bytes()) && found.is_none() {
+        if bool::from(expected.as_bytes().ct_eq(token.as_bytes())) && found.is_none() {
             found = Some(name.to_string());
         }
     }

@@ -2,14 +2,13 @@
 //! approver approves or denies them on the admin port (API or web page), and an approved
 //! request is executed exactly once, its upstream result kept for the agent to fetch.
 //!
-//! [`store`] defines the records and the state machine, [`sqlite`] keeps them, [`api`]
-//! and [`page`] are the approver's side, [`poll`] the agent's, [`webhook`] announces new
-//! approvals. Execution lives with the pipeline (`pipeline::approved`), which owns the
-//! routes, credentials and dedup windows it must reuse.
+//! [`store`] defines the records and the state machine, [`sqlite`] keeps them, [`auth`]
+//! says who an approver is, [`poll`] is the agent's side, [`webhook`] announces new
+//! approvals. The approver's API and page are on the admin port (`admin::approvals`).
+//! Execution lives with the pipeline (`pipeline::approved`), which owns the routes,
+//! credentials and dedup windows it must reuse.
 
-pub mod api;
 pub mod auth;
-pub mod page;
 pub mod poll;
 pub mod sqlite;
 pub mod store;
@@ -27,11 +26,6 @@ use store::{
     Transitioned,
 };
 use tokio::sync::watch;
-
-/// The data-port path prefix under which agents poll their approvals.
-pub const DATA_PREFIX: &str = "/_lastmile";
-/// `DATA_PREFIX` + this + the id is an approval's poll URL.
-pub const POLL_PATH: &str = "/_lastmile/approvals/";
 
 /// The approval queue: the store, plus what every transition must also do (metrics,
 /// trace, waking long-polls).
@@ -185,11 +179,11 @@ impl Approvals {
         let now = self.now_ms();
         for id in &ids {
             let mut t = Transition::system(State::Executing, State::OutcomeUnknown, now);
-            t.failure = Some(store::Failure {
-                code: "interrupted".into(),
-                message: "lastmile stopped while this request was being executed; it may or may not have reached the upstream, so it is not sent again".into(),
-                reasons: Vec::new(),
-            });
+            t.failure = Some(store::Failure::new(
+                "interrupted",
+                "lastmile stopped while this request was being executed; it may or may not have reached the upstream, so it is not sent again",
+                http::StatusCode::GATEWAY_TIMEOUT,
+            ));
             self.transition(id, t).await?;
         }
         if !ids.is_empty() {

@@ -3,9 +3,10 @@
 //! request until the approval changes (or the wait ends), so agents need not spin.
 
 use super::store::{Approval, State};
-use super::{rfc3339, valid_id, Approvals, POLL_PATH};
-use crate::pipeline::{dedup::replay, json_response, ResponseBody};
+use super::{rfc3339, valid_id, Approvals};
+use crate::config::POLL_PATH;
 use crate::refusal::Refusal;
+use crate::response::{json_response, replay, ResponseBody, REPLAYED_HEADER};
 use http::{HeaderValue, Response, StatusCode};
 use std::time::Duration;
 
@@ -81,9 +82,7 @@ fn view(approval: Approval) -> Response<ResponseBody> {
 /// The stored upstream response, exactly as it came (not marked as a dedup replay).
 fn replay_without_marker(stored: crate::dedup::state::StoredResponse) -> Response<ResponseBody> {
     let mut response = replay(stored);
-    response
-        .headers_mut()
-        .remove(crate::pipeline::dedup::REPLAYED_HEADER);
+    response.headers_mut().remove(REPLAYED_HEADER);
     response
 }
 
@@ -103,12 +102,27 @@ fn open_body(a: &Approval) -> serde_json::Value {
     })
 }
 
-/// Ended without an upstream response: denied, expired, or failed before sending.
+/// Ended without an upstream response: denied, expired, or failed before sending. A
+/// failure answers with the status it was stored with (its refusal's, as on the data
+/// path); failures stored before lastmile kept the status are mapped by their code.
 fn final_status(a: &Approval) -> StatusCode {
-    match (a.state, a.failure.as_ref().map(|f| f.code.as_str())) {
+    let stored = a
+        .failure
+        .as_ref()
+        .and_then(|f| f.status)
+        .and_then(|s| StatusCode::from_u16(s).ok());
+    match (a.state, stored) {
         (State::Denied, _) => StatusCode::FORBIDDEN,
         (State::Expired, _) => StatusCode::GONE,
         (State::OutcomeUnknown, _) => StatusCode::GATEWAY_TIMEOUT,
+        (_, Some(status)) => status,
+        (_, None) => legacy_status(a),
+    }
+}
+
+/// The status of a failure stored without one, by its code.
+fn legacy_status(a: &Approval) -> StatusCode {
+    match (a.state, a.failure.as_ref().map(|f| f.code.as_str())) {
         (_, Some("denied" | "policy_error")) => StatusCode::FORBIDDEN,
         (_, Some("credential_unavailable" | "route_gone")) => StatusCode::INTERNAL_SERVER_ERROR,
         // The dedup window refused it: an identical request is in flight or its outcome

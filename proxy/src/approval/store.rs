@@ -85,13 +85,40 @@ pub struct StoredRequest {
 }
 
 /// Why an approval ended without an upstream response (or with one that is not a
-/// success): a refusal code, its message and any policy reasons.
+/// success): a refusal code, its message, any policy reasons, and the status the agent's
+/// poll answers with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Failure {
     pub code: String,
     pub message: String,
     #[serde(default)]
     pub reasons: Vec<Reason>,
+    /// Absent in failures stored before lastmile kept it; the poll then maps the code.
+    #[serde(default)]
+    pub status: Option<u16>,
+}
+
+impl Failure {
+    /// A failure lastmile itself decided, answered with `status`.
+    pub fn new(code: &str, message: impl Into<String>, status: http::StatusCode) -> Failure {
+        Failure {
+            code: code.into(),
+            message: message.into(),
+            reasons: Vec::new(),
+            status: Some(status.as_u16()),
+        }
+    }
+
+    /// A refusal of the approved request (before or while sending), answered as the data
+    /// path would answer it.
+    pub fn from_refusal(refusal: &crate::refusal::Refusal) -> Failure {
+        Failure {
+            code: refusal.code().into(),
+            message: refusal.to_string(),
+            reasons: refusal.reasons().to_vec(),
+            status: Some(refusal.status().as_u16()),
+        }
+    }
 }
 
 /// One approval as stored.

@@ -3,9 +3,10 @@
 //! slow or dead webhook never delays or fails a request. Each attempt has a timeout;
 //! failures are retried with backoff, then logged and given up.
 
+use super::rfc3339;
 use super::store::Approval;
-use super::{rfc3339, POLL_PATH};
 use crate::config::WebhookConfig;
+use crate::config::POLL_PATH;
 use crate::upstream::{client_with, UpstreamClient};
 use bytes::Bytes;
 use http::{header, HeaderValue, Request};

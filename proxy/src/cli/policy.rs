@@ -2,7 +2,8 @@
 
 use super::PolicyCommand;
 use crate::policy::bundle::Bundle;
-use crate::policy::decision::{self, Reason, Verdict};
+use crate::policy::decide;
+use crate::policy::decision::{Reason, Verdict};
 use crate::policy::engine::PreparedPolicy;
 use crate::policy::testing::{self, Outcome};
 use anyhow::{bail, Context, Result};
@@ -126,7 +127,7 @@ fn eval(dir: &Path, input: &Path, libraries: &[PathBuf], entrypoint: &str) -> Re
         serde_json::from_str(&text).context("the input is not valid JSON")?;
     let value = policy.evaluate(input)?;
     let raw: serde_json::Value = serde_json::to_value(&value).unwrap_or(serde_json::Value::Null);
-    let report = match decision::parse(&value) {
+    let report = match decide::interpret(&value) {
         Ok(d) => {
             let outcome = match d.verdict() {
                 Verdict::Deny => "deny (403 denied)",
@@ -147,6 +148,7 @@ fn eval(dir: &Path, input: &Path, libraries: &[PathBuf], entrypoint: &str) -> Re
             "revision": bundle.revision,
             "outcome": "policy_error (403)",
             "error": e.to_string(),
+            "kind": e.kind(),
             "decision": raw,
         }),
     };

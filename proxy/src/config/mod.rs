@@ -1,14 +1,16 @@
 //! Configuration in two stages: [`raw`] is what the operator wrote; [`Config`] is the
 //! validated form holding ready objects. Code past start-up only sees [`Config`].
 
+mod dedup;
 pub mod raw;
+mod reserved;
+
+pub use dedup::{DedupConfig, DedupStoreConfig, RedisSettings};
+pub use reserved::{DATA_PREFIX, POLL_PATH};
 
 use anyhow::{bail, Context, Result};
 use http::uri::{Scheme, Uri};
-use raw::{
-    RawApprovals, RawConfig, RawCredential, RawDedup, RawIdentity, RawMode, RawRoute,
-    RawRouteDedup, RawStoreKind,
-};
+use raw::{RawApprovals, RawConfig, RawCredential, RawIdentity, RawMode, RawRoute, RawRouteDedup};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -67,19 +69,6 @@ pub struct WebhookConfig {
 }
 
 /// Where dedup windows are kept, and how much they may hold.
-#[derive(Debug, Clone)]
-pub struct DedupConfig {
-    pub store: DedupStoreConfig,
-    pub max_entries: usize,
-    pub max_stored_bytes: usize,
-}
-
-#[derive(Debug, Clone)]
-pub enum DedupStoreConfig {
-    Memory,
-    Redis(crate::dedup::redis::RedisSettings),
-}
-
 #[derive(Debug, Clone)]
 pub struct PolicyConfig {
     pub dir: PathBuf,
@@ -295,7 +284,7 @@ impl Config {
                     .collect(),
             },
             server: validate_server(&raw.server)?,
-            dedup: validate_dedup(raw.dedup)?,
+            dedup: dedup::validate(raw.dedup)?,
             admin_token_file: raw.admin.token_file.map(|p| resolve(base, &p)),
             approvals: raw
                 .approvals
@@ -460,7 +449,7 @@ fn opaque_content_type(value: &str) -> Result<String> {
     {
         bail!("opaque_content_types: {value:?} is not a type/subtype media type (no parameters or wildcards)");
     }
-    if crate::pipeline::request::parsed_media_type(&essence) {
+    if crate::headers::parsed_media_type(&essence) {
         bail!(
             "opaque_content_types: {value:?} is always parsed for the policy; it cannot be opaque"
         );
@@ -563,47 +552,6 @@ fn validate_route_dedup(raw: RawRouteDedup) -> Result<RouteDedup> {
     })
 }
 
-fn validate_dedup(raw: RawDedup) -> Result<DedupConfig> {
-    if raw.max_entries == 0 {
-        bail!("dedup.max_entries must be greater than zero");
-    }
-    let store = match (raw.store, raw.redis) {
-        (RawStoreKind::Memory, None) => DedupStoreConfig::Memory,
-        (RawStoreKind::Memory, Some(_)) => {
-            bail!("dedup.redis is set but dedup.store is memory; set store: redis to use it")
-        }
-        (RawStoreKind::Redis, None) => {
-            bail!("dedup.store is redis: set dedup.redis.url or url_env")
-        }
-        (RawStoreKind::Redis, Some(redis)) => {
-            let url = match (redis.url, redis.url_env) {
-                (Some(url), None) => url,
-                (None, Some(var)) => std::env::var(&var).with_context(|| {
-                    format!("dedup.redis.url_env: environment variable {var} is not set")
-                })?,
-                _ => bail!("dedup.redis: set exactly one of url or url_env"),
-            };
-            if !url.starts_with("redis://") {
-                bail!("dedup.redis.url must start with redis://");
-            }
-            if redis.timeout_ms == 0 {
-                bail!("dedup.redis.timeout_ms must be greater than zero");
-            }
-            DedupStoreConfig::Redis(crate::dedup::redis::RedisSettings {
-                url,
-                key_prefix: redis.key_prefix,
-                timeout: Duration::from_millis(redis.timeout_ms),
-                max_entries: raw.max_entries,
-            })
-        }
-    };
-    Ok(DedupConfig {
-        store,
-        max_entries: raw.max_entries,
-        max_stored_bytes: raw.max_stored_bytes,
-    })
-}
-
 fn parse_upstream(value: &str) -> Result<UpstreamTarget> {
     let uri: Uri = value
         .parse()
@@ -642,9 +590,7 @@ fn normalise_prefix(prefix: &str) -> Result<String> {
         bail!("prefix {prefix:?} has an empty, '.' or '..' segment");
     }
     // The data port answers approval polls there itself.
-    if trimmed == crate::approval::DATA_PREFIX
-        || trimmed.starts_with(&format!("{}/", crate::approval::DATA_PREFIX))
-    {
+    if trimmed == DATA_PREFIX || trimmed.starts_with(&format!("{DATA_PREFIX}/")) {
         bail!("prefix {prefix:?} is reserved for lastmile's own endpoints");
     }
     Ok(trimmed.to_string())

@@ -18,6 +18,7 @@ use super::clock::{ms, Clock};
 use super::key::Key;
 use super::state::{self, Attempt, Begin, Entry, Finish, Released, State, Write};
 use super::store::{DedupStore, StoreError, StoreFuture};
+use crate::config::RedisSettings;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use std::future::Future;
@@ -106,28 +107,6 @@ const MAKE_ROOM: &str = r#"
 if make_room(ARGV[1], ARGV[2], ARGV[3]) then return 1 end
 return 0
 "#;
-
-/// Where and how to reach Redis.
-#[derive(Clone)]
-pub struct RedisSettings {
-    /// `redis://[:password@]host:port/db`; a secret, never logged.
-    pub url: String,
-    pub key_prefix: String,
-    /// Bound on each command and connection attempt.
-    pub timeout: Duration,
-    pub max_entries: usize,
-}
-
-impl std::fmt::Debug for RedisSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisSettings")
-            .field("url", &"<redacted>")
-            .field("key_prefix", &self.key_prefix)
-            .field("timeout", &self.timeout)
-            .field("max_entries", &self.max_entries)
-            .finish()
-    }
-}
 
 /// What the one-round-trip first step found.
 enum Taking {

@@ -5,7 +5,7 @@
 pub mod upstream;
 
 use crate::config::Config;
-use crate::pipeline::ResponseBody;
+use crate::response::ResponseBody;
 use anyhow::{Context, Result};
 use http::Response;
 use std::future::Future;

@@ -2,7 +2,7 @@
 //! memory. It insists on its own bearer token, so a response proves lastmile injected
 //! the route's credential.
 
-use crate::pipeline::{json_response, ResponseBody};
+use crate::response::{json_response, ResponseBody};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;

@@ -1,17 +1,19 @@
 //! The dedup step: which window a request falls under, the first request's exchange
 //! under its lease, and replays of its response.
 
-use super::ResponseBody;
+use super::outcome::DedupResult;
 use crate::config::RouteConfig;
 use crate::dedup::key::{self, Actor, ClientKey, Fingerprint, Intent, Key};
 use crate::dedup::state::{Attempt, Begin, Finish, StoredHeader, StoredResponse};
 use crate::dedup::store::DedupStore;
+use crate::headers::{strip_hop_by_hop, NEVER_REPLAYED};
 use crate::identity::User;
 use crate::policy::decision::Decision;
 use crate::refusal::Refusal;
-use crate::upstream::{self, headers::strip_hop_by_hop, UpstreamClient, UpstreamFailure};
+use crate::response::{respond, ResponseBody};
+use crate::upstream::{self, UpstreamClient, UpstreamFailure};
 use bytes::{Bytes, BytesMut};
-use http::{header, HeaderMap, HeaderValue, Request, Response};
+use http::{HeaderMap, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::body::{Body, Frame, SizeHint};
@@ -20,8 +22,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-/// Response header marking a replayed response.
-pub const REPLAYED_HEADER: &str = "lastmile-replayed";
 /// Response header carrying the dedup key, for operators (`GET /dedup/{key}`).
 pub const KEY_HEADER: &str = "lastmile-dedup-key";
 
@@ -80,7 +80,7 @@ pub enum Step {
     },
     Replay(StoredResponse),
     Refuse {
-        result: &'static str,
+        result: DedupResult,
         refusal: Refusal,
     },
 }
@@ -90,13 +90,14 @@ impl From<Begin> for Step {
         let (result, refusal) = match begin {
             Begin::Taken { token } => return Step::Lead { token },
             Begin::Completed(stored) => return Step::Replay(stored),
-            Begin::InFlight => ("in_flight_conflict", Refusal::DuplicateInFlight),
-            Begin::Unknown { reason } => ("unknown", Refusal::OutcomeUnknown(reason)),
-            Begin::NotRetained { status } => {
-                ("not_retained", Refusal::CompletedNotRetained(status))
-            }
-            Begin::Mismatch => ("mismatch", Refusal::IdempotencyKeyMismatch),
-            Begin::Full => ("store_full", Refusal::DedupFull),
+            Begin::InFlight => (DedupResult::InFlightConflict, Refusal::DuplicateInFlight),
+            Begin::Unknown { reason } => (DedupResult::Unknown, Refusal::OutcomeUnknown(reason)),
+            Begin::NotRetained { status } => (
+                DedupResult::NotRetained,
+                Refusal::CompletedNotRetained(status),
+            ),
+            Begin::Mismatch => (DedupResult::Mismatch, Refusal::IdempotencyKeyMismatch),
+            Begin::Full => (DedupResult::StoreFull, Refusal::DedupFull),
         };
         Step::Refuse { result, refusal }
     }
@@ -135,24 +136,22 @@ impl Exchange {
             hold: self.unknown_hold,
         };
         let (finish, response) = match result {
-            Err(UpstreamFailure::Unreachable) => {
-                (Finish::Release, Err(Refusal::UpstreamUnreachable))
+            // Nothing was sent: a retry is safe.
+            Err(UpstreamFailure::Unreachable) => (
+                Finish::Release,
+                Err(Refusal::from(UpstreamFailure::Unreachable)),
+            ),
+            Err(failure) => {
+                let refusal = Refusal::from(failure);
+                (unknown(refusal.code().into()), Err(refusal))
             }
-            Err(UpstreamFailure::Timeout) => (
-                unknown("upstream_timeout".into()),
-                Err(Refusal::UpstreamTimeout),
-            ),
-            Err(UpstreamFailure::Broken) => (
-                unknown("upstream_failed".into()),
-                Err(Refusal::UpstreamFailed),
-            ),
             // The upstream refused to act: a corrected retry may go through.
             Ok(response) if response.status().is_client_error() => {
-                (Finish::Release, Ok(super::respond(response)))
+                (Finish::Release, Ok(respond(response)))
             }
             Ok(response) if response.status().is_server_error() => (
                 unknown(format!("upstream_status_{}", response.status().as_u16())),
-                Ok(super::respond(response)),
+                Ok(respond(response)),
             ),
             Ok(response) => keep(response, self.max_stored_body_bytes, self.timeout).await,
         };
@@ -222,34 +221,12 @@ async fn keep(
 fn replayable(headers: &HeaderMap) -> Vec<StoredHeader> {
     headers
         .iter()
-        .filter(|(name, _)| **name != header::SET_COOKIE && **name != header::DATE)
+        .filter(|(name, _)| !NEVER_REPLAYED.contains(name))
         .map(|(name, value)| StoredHeader {
             name: name.as_str().to_string(),
             value: Bytes::copy_from_slice(value.as_bytes()),
         })
         .collect()
-}
-
-/// A stored response, as sent again.
-pub fn replay(stored: StoredResponse) -> Response<ResponseBody> {
-    let mut response = Response::new(
-        Full::new(stored.body)
-            .map_err(|never| match never {})
-            .boxed(),
-    );
-    *response.status_mut() =
-        http::StatusCode::from_u16(stored.status).unwrap_or(http::StatusCode::OK);
-    let headers = response.headers_mut();
-    for h in stored.headers {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(h.name.as_bytes()),
-            HeaderValue::from_bytes(&h.value),
-        ) {
-            headers.append(name, value);
-        }
-    }
-    headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
-    response
 }
 
 /// The part of a body already read, then the rest as it arrives.

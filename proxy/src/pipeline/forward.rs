@@ -2,13 +2,13 @@
 //! hygiene, the route's credential, trace context and the policy's obligations.
 
 use crate::config::UpstreamTarget;
+use crate::headers::{strip_hop_by_hop, NEVER_FORWARDED};
 use crate::policy::decision::Decision;
 use crate::refusal::Refusal;
 use crate::trace::context::TraceContext;
 use crate::upstream::credential::Credential;
-use crate::upstream::headers::strip_hop_by_hop;
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderName, Method, Request, Uri};
+use http::{HeaderMap, HeaderName, Method, Request, Uri};
 use http_body_util::Full;
 
 /// What the agent asked for, reduced to what goes upstream.
@@ -32,12 +32,7 @@ pub fn build(
 ) -> Result<Request<Full<Bytes>>, Refusal> {
     let mut headers = outbound.headers;
     strip_hop_by_hop(&mut headers);
-    for name in [
-        header::HOST,
-        header::AUTHORIZATION,
-        header::COOKIE,
-        header::CONTENT_LENGTH,
-    ] {
+    for name in NEVER_FORWARDED {
         headers.remove(name);
     }
     if let Some(name) = identity_header {

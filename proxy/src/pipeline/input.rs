@@ -2,16 +2,12 @@
 //! regorus value: no JSON text round-trip on the hot path.
 
 use super::request::BodyView;
+use crate::headers::HIDDEN_FROM_POLICY;
 use crate::identity::User;
+use crate::policy::INPUT_VERSION;
 use http::{HeaderMap, HeaderName, Method};
 use regorus::Value;
 use std::collections::BTreeMap;
-
-/// The version of the input document; bumped on any incompatible change.
-pub const INPUT_VERSION: u64 = 1;
-
-/// Headers never shown to the policy: credentials and identity tokens.
-const HIDDEN_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
 
 /// Everything the input is built from.
 pub struct InputParts<'a> {
@@ -108,7 +104,7 @@ fn query(raw: Option<&str>) -> Value {
 fn headers(headers: &HeaderMap, hidden: [Option<&HeaderName>; 2]) -> Value {
     let mut map: BTreeMap<Value, Value> = BTreeMap::new();
     for name in headers.keys() {
-        if HIDDEN_HEADERS.contains(&name.as_str()) || hidden.contains(&Some(name)) {
+        if HIDDEN_FROM_POLICY.contains(&name.as_str()) || hidden.contains(&Some(name)) {
             continue;
         }
         // Bytes beyond visible ASCII (obs-text) are forwarded as they came, so the policy

@@ -1,49 +1,53 @@
-//! The request pipeline, read top to bottom as phases:
-//! parse → route → identify → read body → build input → decide → enforce → forward →
-//! respond → record.
+//! The request pipeline, read top to bottom as phases. A live request:
 //!
-//! Each phase returns either the value the next phase needs or a [`Refusal`]; every
-//! refusal and every forwarded response is recorded (metrics and trace) in one place.
+//! parse → route → check headers → identify → read body ([`receive`]) → decide
+//! ([`decide`]) → enforce ([`enforce`]) → park ([`park`]) | send ([`send`]: replay or
+//! forward) → respond → record.
+//!
+//! The front phases build one [`inbound::Inbound`]: the request as the policy judges it.
+//! An approved execution builds the same value from the stored request and goes through
+//! the same decide and send phases ([`approved`]). Each phase returns the value the next
+//! needs or a [`Refusal`]; every answer is recorded (metrics and trace) in one place,
+//! last.
 
 pub mod approved;
+pub mod decide;
 pub mod dedup;
+mod enforce;
 pub mod form;
 pub mod forward;
+mod inbound;
 pub mod input;
+pub mod outcome;
 mod park;
+mod poll;
+mod receive;
 pub mod request;
+mod send;
 pub mod strict_json;
 
 use crate::approval::Approvals;
-use crate::config::{Config, Mode, RouteConfig};
-use crate::dedup::key::{self as dedup_key, ClientKey, Fingerprint};
-use crate::dedup::state::Attempt;
+use crate::config::{Config, RouteConfig};
 use crate::dedup::store::DedupStore;
 use crate::identity::Verifier;
 use crate::metrics::{Metrics, RouteMetrics};
-use crate::policy::decision::{self, Decision, Verdict};
 use crate::policy::PolicyStore;
 use crate::refusal::Refusal;
+use crate::response::{json_response, ResponseBody};
 use crate::route::RouteTable;
 use crate::trace::context::TraceContext;
-use crate::trace::record::{
-    millis, DecisionTrace, DedupTrace, ErrorTrace, Latency, TraceRecord, UpstreamTrace,
-};
+use crate::trace::record::{millis, ErrorTrace, Latency, TraceRecord};
 use crate::trace::{redact, TraceSink};
-use crate::upstream::{
-    self, credential::Credential, headers::strip_hop_by_hop, UpstreamClient, UpstreamFailure,
-};
+use crate::upstream::{self, credential::Credential, UpstreamClient};
 use anyhow::Result;
-use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response};
-use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use enforce::Enforced;
+use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
+use outcome::Outcome;
+use regorus::Value;
 use request::BodyView;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
-
-/// The body type of every response lastmile sends.
-pub type ResponseBody = BoxBody<Bytes, hyper::Error>;
 
 /// Response header naming what lastmile did with the request.
 pub const DECISION_HEADER: &str = "lastmile-decision";
@@ -79,13 +83,11 @@ pub struct Proxy {
     approvals: Option<Arc<Approvals>>,
 }
 
-/// The outcome of a request the policy sent for approval and lastmile parked.
-const PARKED: &str = "pending_approval";
-
-/// A response from upstream (or replayed), and how lastmile classified the request.
+/// A response from upstream (or replayed, or a parked request's 202), and how lastmile
+/// classified the request.
 struct Forwarded {
     response: Response<ResponseBody>,
-    outcome: &'static str,
+    outcome: Outcome,
 }
 
 impl Proxy {
@@ -169,12 +171,12 @@ impl Proxy {
                 });
                 (
                     refuse(&refusal, &trace.trace_id, record.policy_revision.as_deref()),
-                    refusal.code(),
+                    Outcome::from(&refusal),
                 )
             }
         };
         let headers = response.headers_mut();
-        headers.insert(DECISION_HEADER, HeaderValue::from_static(outcome));
+        headers.insert(DECISION_HEADER, HeaderValue::from_static(outcome.label()));
         if let Ok(id) = HeaderValue::from_str(&trace.trace_id) {
             headers.insert(TRACE_HEADER, id);
         }
@@ -189,318 +191,38 @@ impl Proxy {
         response
     }
 
+    /// The phases of a live request, in order.
     async fn process(
         &self,
         request: Request<Incoming>,
         trace: &TraceContext,
         record: &mut TraceRecord,
     ) -> Result<Forwarded, Refusal> {
-        if request.method() == Method::CONNECT {
-            return Err(Refusal::Connect);
+        let parsed = receive::parse(request)?;
+        if let Some(id) = parsed.poll_id() {
+            return self.poll(id, &parsed.parts, record).await;
         }
-        request::check_framing(request.headers())?;
-        let (parts, body) = request.into_parts();
-        let absolute_form =
-            parts.version < http::Version::HTTP_2 && parts.uri.authority().is_some();
-        if !absolute_form {
-            if let Some(id) = parts.uri.path().strip_prefix(crate::approval::POLL_PATH) {
-                return self.poll(id, &parts, record).await;
-            }
-        }
-        let matched = self
-            .table
-            .find(&parts.uri, absolute_form)
-            .ok_or(Refusal::NoRoute)?;
-        let route = self.routes.get(matched.index).ok_or(Refusal::NoRoute)?;
-        record.route = Some(route.config.name.clone());
-        record.mode = Some(route.config.mode.as_str());
-        let segments = request::path_segments(matched.path)?;
-        let lastmile_headers: Vec<&http::HeaderName> = [
-            self.identity.as_ref().map(Verifier::header),
-            route.credential.as_ref().map(Credential::header),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        request::check_connection(&parts.headers, &lastmile_headers)?;
-        let singletons: Vec<&http::HeaderName> = lastmile_headers
-            .iter()
-            .copied()
-            .chain(&route.config.dedup.upstream_idempotency_header)
-            .collect();
-        request::check_singletons(&parts.headers, &singletons)?;
-        // What the policy judges and the fingerprint covers; the request line's method
-        // and the override header still go upstream as sent.
-        let method = request::effective_method(
-            &parts.method,
-            &parts.headers,
-            route.config.allow_method_override,
-        )?;
-
-        let user = match &self.identity {
-            Some(verifier) => verifier
-                .identify(&parts.headers)
-                .map_err(Refusal::Unauthenticated)?,
-            None => None,
-        };
-        record.user = user.as_ref().and_then(|u| u.sub.clone());
-        if route.config.require_user && user.is_none() {
-            return Err(Refusal::UserRequired);
-        }
-        let client_key = ClientKey::from_headers(&parts.headers)
-            .map_err(Refusal::InvalidIdempotencyKey)?
-            .filter(|_| !method.is_safe());
-
-        let body = tokio::time::timeout(
-            self.body_read_timeout,
-            request::read_body(&parts.headers, body, route.config.max_body_bytes),
-        )
-        .await
-        .map_err(|_| Refusal::BodyTimeout)??;
-        let view = request::view_body(&parts.headers, &body, &route.config)?;
+        let routed = self.route(&parsed, record)?;
+        let route = routed.route;
+        let effective = self.check_headers(route, &parsed.parts)?;
+        let user = self.identify(route, &parsed.parts, record)?;
+        let inbound = self
+            .read(routed, parsed.parts, parsed.body, effective, user)
+            .await?;
         if self.include_body {
-            record.request_body = self.redacted_body(&view, body.len());
+            record.request_body = self.redacted_body(&inbound.view, inbound.body.len());
         }
-
-        let request_fingerprint = client_key.as_ref().map(|_| {
-            let body = match view.document() {
-                Some(value) => dedup_key::Body::Json(value),
-                None => dedup_key::Body::Bytes(&body),
-            };
-            Fingerprint::of_request(method.as_str(), matched.path, parts.uri.query(), body)
-        });
-
-        let policy = self.policy.current();
-        record.policy_revision = Some(policy.revision().to_string());
-        let decided_at = Instant::now();
-        let input = input::build(input::InputParts {
-            route: &route.config.name,
-            mode: route.config.mode.as_str(),
-            method: &method,
-            path: matched.path,
-            segments,
-            query: parts.uri.query(),
-            headers: &parts.headers,
-            hidden: [
-                self.identity.as_ref().map(Verifier::header),
-                route.credential.as_ref().map(Credential::header),
-            ],
-            body: view,
-            body_bytes: body.len(),
-            user: user.as_ref(),
-            now_ns: SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        });
-        let decision = policy
-            .evaluate(input)
-            .map_err(|e| format!("evaluation failed: {e}"))
-            .and_then(|value| decision::parse(&value).map_err(|e| e.to_string()));
-        let policy_time = decided_at.elapsed();
-        route
-            .metrics
-            .policy_duration
-            .observe(policy_time.as_secs_f64());
-        record.latency_ms.policy = Some(millis(policy_time));
-        let (decision, outcome) = enforce(
-            route.config.mode,
-            self.approvals.is_some(),
-            decision,
-            record,
-        )?;
-
-        let attempt = match route.config.mode {
-            Mode::Enforce => dedup::attempt(dedup::Facts {
-                route: &route.config,
-                decision: decision.as_ref(),
-                client_key: client_key.as_ref(),
-                request_fingerprint,
-                user: user.as_ref(),
-            }),
-            // Dry-run routes observe; they change nothing, dedup included.
-            Mode::DryRun => None,
-        };
-
-        if outcome == PARKED {
-            let decision = decision.ok_or(Refusal::PolicyError)?;
-            return self
-                .park(park::Parking {
-                    route,
-                    reasons: decision.approval,
-                    dedup_key: attempt.as_ref().map(|a| a.key.to_string()),
-                    method: &parts.method,
-                    path: matched.path,
-                    query: parts.uri.query(),
-                    received_path: parts.uri.path(),
-                    headers: &parts.headers,
-                    body: &body,
-                    user: user.as_ref(),
-                    trace,
-                    record,
-                })
-                .await;
-        }
-
-        let mut outbound = forward::Outbound {
-            method: parts.method,
-            path: matched.path,
-            query: parts.uri.query(),
-            headers: parts.headers,
-            body,
-        };
-        // The agent's key is lastmile's input, and the upstream's idempotency header is
-        // lastmile's to set: the agent's copies never cross.
-        outbound.headers.remove(dedup_key::IDEMPOTENCY_KEY);
-        if let Some(name) = &route.config.dedup.upstream_idempotency_header {
-            outbound.headers.remove(name);
-        }
-        let upstream_request = forward::build(
-            &route.config.upstream,
-            outbound,
-            self.identity.as_ref().map(Verifier::header),
-            route.credential.as_ref(),
-            decision.as_ref(),
-            trace,
-        )?;
-        let Some(attempt) = attempt else {
-            return self.forward(route, upstream_request, outcome, record).await;
-        };
-        record.dedup = Some(DedupTrace {
-            key: attempt.key.to_string(),
-            result: "first",
-        });
-        let begun =
-            crate::dedup::begin_or_wait(self.dedup.as_ref(), &attempt, route.config.dedup.wait)
-                .await;
-        let (result, refusal) = match begun.map(dedup::Step::from) {
-            Ok(dedup::Step::Lead { token }) => {
-                let exchange = self.exchange(route, &attempt, token, upstream_request);
-                return self.lead(route, exchange, outcome, record).await;
-            }
-            Ok(dedup::Step::Replay(stored)) => {
-                self.count_dedup(route, record, "replayed");
-                return Ok(Forwarded {
-                    response: dedup::replay(stored),
-                    outcome: "replayed",
-                });
-            }
-            Ok(dedup::Step::Refuse { result, refusal }) => (result, refusal),
-            Err(e) => {
-                tracing::warn!(error = %e, route = %route.config.name, "dedup store unavailable");
-                self.metrics
-                    .dedup_store_errors
-                    .with_label_values(&["begin"])
-                    .inc();
-                ("store_unavailable", Refusal::DedupUnavailable)
-            }
-        };
-        self.count_dedup(route, record, result);
-        Err(refusal)
-    }
-
-    fn count_dedup(&self, route: &Route, record: &mut TraceRecord, result: &'static str) {
-        if let Some(trace) = record.dedup.as_mut() {
-            trace.result = result;
-        }
-        self.metrics
-            .dedup
-            .with_label_values(&[route.config.name.as_str(), result])
-            .inc();
-    }
-
-    /// Sends a request that no dedup window governs.
-    async fn forward(
-        &self,
-        route: &Route,
-        request: Request<http_body_util::Full<Bytes>>,
-        outcome: &'static str,
-        record: &mut TraceRecord,
-    ) -> Result<Forwarded, Refusal> {
-        let sent_at = Instant::now();
-        let result = upstream::send(&route.client, request, route.config.timeout).await;
-        let upstream_time = sent_at.elapsed();
-        self.record_upstream(
-            route,
-            record,
-            result.as_ref().ok().map(|r| r.status().as_u16()),
-            upstream_time,
-        );
-        match result {
-            Ok(response) => Ok(Forwarded {
-                response: respond(response),
-                outcome,
-            }),
-            Err(UpstreamFailure::Unreachable) => Err(Refusal::UpstreamUnreachable),
-            Err(UpstreamFailure::Timeout) => Err(Refusal::UpstreamTimeout),
-            Err(UpstreamFailure::Broken) => Err(Refusal::UpstreamFailed),
-        }
-    }
-
-    /// The exchange of a key's holder: the route's client and limits, and the key sent
-    /// to an upstream that deduplicates on it.
-    fn exchange(
-        &self,
-        route: &Route,
-        attempt: &Attempt,
-        token: u64,
-        mut request: Request<http_body_util::Full<Bytes>>,
-    ) -> dedup::Exchange {
-        if let Some(name) = &route.config.dedup.upstream_idempotency_header {
-            if let Ok(value) = HeaderValue::from_str(&attempt.key.to_string()) {
-                request.headers_mut().insert(name.clone(), value);
+        let decided = self.decide(route, &inbound, Value::Null);
+        record.policy_revision = Some(decided.revision);
+        record.latency_ms.policy = Some(millis(decided.elapsed));
+        let parking = self.approvals.is_some();
+        match enforce::enforce(route.config.mode, parking, decided.result, record)? {
+            Enforced::Park(decision) => self.park(route, inbound, decision, trace, record).await,
+            Enforced::Forward { decision, outcome } => {
+                self.send(route, inbound, decision, outcome, trace, record)
+                    .await
             }
         }
-        dedup::Exchange {
-            store: self.dedup.clone(),
-            client: route.client.clone(),
-            request,
-            timeout: route.config.timeout,
-            key: attempt.key,
-            token,
-            max_stored_body_bytes: route.config.dedup.max_stored_body_bytes,
-            unknown_hold: route.config.dedup.unknown_hold,
-        }
-    }
-
-    /// Sends the first request of a dedup window. The exchange runs on its own task so
-    /// that its outcome is recorded even when the agent disconnects mid-call.
-    async fn lead(
-        &self,
-        route: &Route,
-        exchange: dedup::Exchange,
-        outcome: &'static str,
-        record: &mut TraceRecord,
-    ) -> Result<Forwarded, Refusal> {
-        self.count_dedup(route, record, "first");
-        let led = tokio::spawn(exchange.run())
-            .await
-            .map_err(|_| Refusal::UpstreamFailed)?;
-        self.record_upstream(route, record, led.upstream_status, led.upstream_time);
-        if let Some(error) = led.store_error {
-            tracing::error!(%error, route = %route.config.name, "recording a dedup outcome failed; duplicates will see the lease lapse");
-            self.metrics
-                .dedup_store_errors
-                .with_label_values(&["finish"])
-                .inc();
-        }
-        led.response.map(|response| Forwarded { response, outcome })
-    }
-
-    fn record_upstream(
-        &self,
-        route: &Route,
-        record: &mut TraceRecord,
-        status: Option<u16>,
-        elapsed: std::time::Duration,
-    ) {
-        route
-            .metrics
-            .upstream_duration
-            .observe(elapsed.as_secs_f64());
-        record.upstream = Some(UpstreamTrace {
-            status,
-            latency_ms: millis(elapsed),
-        });
     }
 
     /// The body for the trace, redacted; bodies over [`TRACE_BODY_LIMIT`] are replaced
@@ -515,18 +237,14 @@ impl Proxy {
         Some(json)
     }
 
-    fn record(
-        &self,
-        mut record: TraceRecord,
-        outcome: &'static str,
-        status: u16,
-        started: Instant,
-    ) {
+    /// Record: the request counted by route and outcome, timed, and its trace line
+    /// written.
+    fn record(&self, mut record: TraceRecord, outcome: Outcome, status: u16, started: Instant) {
         let elapsed = started.elapsed();
         let route = record.route.as_deref().unwrap_or("none");
         self.metrics
             .requests
-            .with_label_values(&[route, outcome])
+            .with_label_values(&[route, outcome.label()])
             .inc();
         match self
             .routes
@@ -540,74 +258,11 @@ impl Proxy {
                 .with_label_values(&["none"])
                 .observe(elapsed.as_secs_f64()),
         }
-        record.outcome = outcome;
+        record.outcome = outcome.label();
         record.status = status;
         record.latency_ms.total = millis(elapsed);
         self.traces.emit(record);
     }
-}
-
-/// Applies precedence and the route's mode to the policy's result. In dry-run mode
-/// every verdict is recorded and the request goes on; in enforce mode only an
-/// unambiguous allow does, and an approval verdict is parked when `parking` (approvals
-/// are configured).
-fn enforce(
-    mode: Mode,
-    parking: bool,
-    decision: Result<Decision, String>,
-    record: &mut TraceRecord,
-) -> Result<(Option<Decision>, &'static str), Refusal> {
-    let decision = match decision {
-        Ok(decision) => decision,
-        Err(detail) => {
-            record.error = Some(ErrorTrace {
-                code: "policy_error",
-                message: detail,
-            });
-            return match mode {
-                Mode::Enforce => Err(Refusal::PolicyError),
-                Mode::DryRun => Ok((None, "dry_run_policy_error")),
-            };
-        }
-    };
-    let verdict = decision.verdict();
-    record.decision = Some(DecisionTrace {
-        verdict: match verdict {
-            Verdict::Deny => "deny",
-            Verdict::Approval => "approval",
-            Verdict::Allow => "allow",
-        },
-        deny: decision.deny.clone(),
-        approval: decision.approval.clone(),
-        dedup: decision.dedup.is_some(),
-        obligations: decision
-            .add_headers
-            .iter()
-            .map(|(name, _)| format!("header:{name}"))
-            .chain(
-                decision
-                    .add_query
-                    .iter()
-                    .map(|(name, _)| format!("query:{name}")),
-            )
-            .collect(),
-    });
-    match (verdict, mode) {
-        (Verdict::Allow, _) => Ok((Some(decision), "allowed")),
-        (Verdict::Deny, Mode::Enforce) => Err(Refusal::Denied(decision.deny)),
-        (Verdict::Approval, Mode::Enforce) if parking => Ok((Some(decision), PARKED)),
-        // No approval queue is configured: fail closed rather than forward.
-        (Verdict::Approval, Mode::Enforce) => Err(Refusal::ApprovalUnavailable(decision.approval)),
-        (Verdict::Deny, Mode::DryRun) => Ok((Some(decision), "dry_run_denied")),
-        (Verdict::Approval, Mode::DryRun) => Ok((Some(decision), "dry_run_approval")),
-    }
-}
-
-/// The upstream's response as it came, minus hop-by-hop headers.
-pub(crate) fn respond(response: Response<Incoming>) -> Response<ResponseBody> {
-    let (mut parts, body) = response.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    Response::from_parts(parts, body.boxed())
 }
 
 /// A refusal lastmile makes itself.
@@ -622,20 +277,5 @@ fn refuse(
             .headers_mut()
             .insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
     }
-    response
-}
-
-/// A JSON response with a complete body.
-pub fn json_response(status: http::StatusCode, body: String) -> Response<ResponseBody> {
-    let mut response = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
     response
 }

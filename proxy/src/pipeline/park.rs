@@ -2,54 +2,54 @@
 //! agent gets its `202`, with everything needed to execute it later and a redacted view
 //! for the approver.
 
-use super::{json_response, Forwarded, Proxy, Route, PARKED};
+use super::inbound::Inbound;
+use super::outcome::Outcome;
+use super::{Forwarded, Proxy, Route};
 use crate::approval::store::{NewApproval, StoredRequest};
-use crate::approval::{self, rfc3339, POLL_PATH};
+use crate::approval::{self, rfc3339};
+use crate::config::POLL_PATH;
 use crate::dedup::state::StoredHeader;
-use crate::identity::{User, Verifier};
-use crate::policy::decision::Reason;
+use crate::headers::NEVER_STORED;
+use crate::identity::Verifier;
+use crate::policy::decision::Decision;
 use crate::refusal::Refusal;
+use crate::response::json_response;
 use crate::trace::context::TraceContext;
 use crate::trace::record::{ApprovalTrace, TraceRecord};
 use crate::trace::redact;
 use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode};
+use http::{Method, StatusCode};
 
 /// Summaries of bodies larger than this show only their size.
 const SUMMARY_BODY_LIMIT: usize = 64 * 1024;
 
-/// Headers never stored with a parked request: credentials and identity tokens.
-const NEVER_STORED: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
-
-/// What parking needs from the request.
-pub(super) struct Parking<'a> {
-    pub route: &'a Route,
-    pub reasons: Vec<Reason>,
-    pub dedup_key: Option<String>,
-    pub method: &'a Method,
-    pub path: &'a str,
-    pub query: Option<&'a str>,
-    pub received_path: &'a str,
-    pub headers: &'a HeaderMap,
-    pub body: &'a Bytes,
-    pub user: Option<&'a User>,
-    pub trace: &'a TraceContext,
-    pub record: &'a mut TraceRecord,
-}
-
 impl Proxy {
-    pub(super) async fn park(&self, p: Parking<'_>) -> Result<Forwarded, Refusal> {
+    /// Park: the request is stored durably before the agent gets its `202` (with the
+    /// approval's id and poll URL); nothing goes upstream until a person approves. A
+    /// store that cannot be written refuses (503, retry safe: nothing was parked).
+    pub(super) async fn park(
+        &self,
+        route: &Route,
+        inbound: Inbound,
+        decision: Decision,
+        trace: &TraceContext,
+        record: &mut TraceRecord,
+    ) -> Result<Forwarded, Refusal> {
+        let reasons = decision.approval.clone();
         let approvals = self
             .approvals
             .as_ref()
-            .ok_or_else(|| Refusal::ApprovalUnavailable(p.reasons.clone()))?;
+            .ok_or_else(|| Refusal::ApprovalUnavailable(reasons.clone()))?;
+        let dedup_key = self
+            .attempt(route, &inbound, Some(&decision))
+            .map(|a| a.key.to_string());
         let now = approvals.now_ms();
-        let expiry = approvals.expiry_for(p.route.config.approval_expire_after);
+        let expiry = approvals.expiry_for(route.config.approval_expire_after);
         let hidden = [
             self.identity.as_ref().map(Verifier::header),
-            p.route.credential.as_ref().map(|c| c.header()),
+            route.credential.as_ref().map(|c| c.header()),
         ];
-        let headers = p
+        let headers = inbound
             .headers
             .iter()
             .filter(|(name, _)| {
@@ -60,24 +60,30 @@ impl Proxy {
                 value: Bytes::copy_from_slice(value.as_bytes()),
             })
             .collect();
+        let user = inbound.user.as_ref();
         let new = NewApproval {
             id: approval::new_id().map_err(|_| Refusal::ApprovalStoreUnavailable)?,
-            route: p.route.config.name.clone(),
-            user: p.user.and_then(|u| u.sub.clone()),
-            user_claims: p.user.and_then(|u| serde_json::to_value(&u.claims).ok()),
-            dedup_key: p.dedup_key,
-            trace_id: p.trace.trace_id.clone(),
-            policy_revision: p.record.policy_revision.clone().unwrap_or_default(),
-            reasons: p.reasons,
+            route: route.config.name.clone(),
+            user: user.and_then(|u| u.sub.clone()),
+            user_claims: user.and_then(|u| serde_json::to_value(&u.claims).ok()),
+            dedup_key,
+            trace_id: trace.trace_id.clone(),
+            policy_revision: record.policy_revision.clone().unwrap_or_default(),
+            reasons,
             request: StoredRequest {
-                method: p.method.to_string(),
-                path: p.path.to_string(),
-                query: p.query.map(str::to_string),
+                method: inbound.method.to_string(),
+                path: inbound.path.clone(),
+                query: inbound.query.clone(),
                 headers,
-                received_path: p.received_path.to_string(),
+                received_path: inbound.received_path.clone(),
             },
-            body: p.body.to_vec(),
-            summary: self.summary(p.method, p.received_path, p.query, p.body),
+            body: inbound.body.to_vec(),
+            summary: self.summary(
+                &inbound.method,
+                &inbound.received_path,
+                inbound.query.as_deref(),
+                &inbound.body,
+            ),
             created_ms: now,
             expires_ms: now.saturating_add(crate::dedup::clock::ms(expiry)),
         };
@@ -86,7 +92,7 @@ impl Proxy {
             Refusal::ApprovalStoreUnavailable
         })?;
         let a = &parked.approval;
-        p.record.approval = Some(ApprovalTrace {
+        record.approval = Some(ApprovalTrace {
             id: a.id.clone(),
             from: None,
             to: "pending",
@@ -95,12 +101,12 @@ impl Proxy {
             failure: None,
         });
         let body = serde_json::json!({
-            "status": PARKED,
+            "status": Outcome::PendingApproval.label(),
             "approval_id": a.id,
             "poll_url": format!("{POLL_PATH}{}", a.id),
             "expires_at": rfc3339(a.expires_ms),
             "reasons": a.reasons,
-            "trace_id": p.trace.trace_id,
+            "trace_id": trace.trace_id,
         });
         let mut response = json_response(StatusCode::ACCEPTED, body.to_string());
         if let Ok(location) = http::HeaderValue::from_str(&format!("{POLL_PATH}{}", a.id)) {
@@ -110,7 +116,7 @@ impl Proxy {
         }
         Ok(Forwarded {
             response,
-            outcome: PARKED,
+            outcome: Outcome::PendingApproval,
         })
     }
 
@@ -152,36 +158,6 @@ impl Proxy {
             "path": path,
             "query": query_value,
             "body": body_value,
-        })
-    }
-}
-
-impl Proxy {
-    /// `GET /_lastmile/approvals/{id}` on the data port: the agent polls its approval,
-    /// authenticated as the same acting user that made the request.
-    pub(super) async fn poll(
-        &self,
-        id: &str,
-        parts: &http::request::Parts,
-        record: &mut TraceRecord,
-    ) -> Result<Forwarded, Refusal> {
-        let approvals = self.approvals.as_ref().ok_or(Refusal::NoRoute)?;
-        if parts.method != Method::GET {
-            return Err(Refusal::BadPath("approvals are polled with GET"));
-        }
-        let user = match &self.identity {
-            Some(verifier) => verifier
-                .identify(&parts.headers)
-                .map_err(Refusal::Unauthenticated)?,
-            None => None,
-        };
-        let sub = user.as_ref().and_then(|u| u.sub.clone());
-        record.user = sub.clone();
-        let wait = approval::poll::wait_from_query(parts.uri.query(), approvals.config.max_wait)?;
-        let response = approval::poll::poll(approvals, id, sub.as_deref(), wait).await?;
-        Ok(Forwarded {
-            response,
-            outcome: "approval_status",
         })
     }
 }

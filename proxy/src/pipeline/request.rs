@@ -2,6 +2,10 @@
 //! single, the effective method, a bounded body, and the body parsed for the policy.
 
 use crate::config::{Mode, RouteConfig};
+use crate::headers::{
+    is_json_essence, parsed_media_type, FORM_MEDIA_TYPE as FORM, METHOD_OVERRIDES, PROTECTED,
+    SINGLETONS,
+};
 use crate::refusal::Refusal;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, Method};
@@ -10,7 +14,7 @@ use hyper::body::Incoming;
 use regorus::Value;
 
 /// The request body as the policy sees it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum BodyView {
     Empty,
     /// Parsed once; the original bytes are what goes upstream.
@@ -108,22 +112,6 @@ pub fn check_framing(headers: &HeaderMap) -> Result<(), Refusal> {
     }
 }
 
-/// Headers that decide what the policy sees or what lastmile sets: a `Connection` header
-/// naming one would have it dropped by the next hop after the policy judged it.
-const PROTECTED: [&str; 11] = [
-    "authorization",
-    "cookie",
-    "host",
-    "content-length",
-    "content-type",
-    "content-encoding",
-    "idempotency-key",
-    "traceparent",
-    "tracestate",
-    "forwarded",
-    "x-forwarded-for",
-];
-
 /// Refuses a `Connection` header that names a protected header, or one of `extra` (the
 /// identity and credential headers).
 pub fn check_connection(headers: &HeaderMap, extra: &[&http::HeaderName]) -> Result<(), Refusal> {
@@ -144,18 +132,6 @@ pub fn check_connection(headers: &HeaderMap, extra: &[&http::HeaderName]) -> Res
 fn essence(headers: &HeaderMap) -> Option<String> {
     let ct = headers.get(http::header::CONTENT_TYPE)?.to_str().ok()?;
     Some(ct.split(';').next()?.trim().to_ascii_lowercase())
-}
-
-fn is_json_essence(essence: &str) -> bool {
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
-}
-
-const FORM: &str = "application/x-www-form-urlencoded";
-
-/// Whether lastmile parses bodies of this essence for the policy (JSON or a form).
-pub fn parsed_media_type(essence: &str) -> bool {
-    is_json_essence(essence) || essence == FORM
 }
 
 /// Whether a content type says JSON (`application/json`, `application/*+json`).
@@ -201,17 +177,6 @@ pub fn view_body(
         .map_err(|e| Refusal::InvalidJson(format!("line {} column {}", e.line(), e.column())))
 }
 
-/// Headers whose value decides what is judged or where it goes: sent twice, the policy
-/// could judge one value and the upstream act on the other (first wins in some servers,
-/// last in others).
-const SINGLETONS: [&str; 5] = [
-    "content-type",
-    "content-encoding",
-    "host",
-    "authorization",
-    "idempotency-key",
-];
-
 /// Refuses a singleton header, or one of `extra` (the identity header and the route's
 /// credential and upstream idempotency headers), sent more than once.
 pub fn check_singletons(headers: &HeaderMap, extra: &[&HeaderName]) -> Result<(), Refusal> {
@@ -226,13 +191,6 @@ pub fn check_singletons(headers: &HeaderMap, extra: &[&HeaderName]) -> Result<()
     }
     Ok(())
 }
-
-/// Headers some frameworks read as the real method of a POST.
-const METHOD_OVERRIDES: [&str; 3] = [
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
-];
 
 /// The method the upstream will perform: `method`, or the one a method-override header
 /// names when the route `allowed` them. Without that opt-in such a header is refused (the

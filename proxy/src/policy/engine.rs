@@ -148,10 +148,7 @@ fn neutral_input() -> Value {
     request.insert(Value::from("headers"), Value::new_object());
     request.insert(Value::from("body"), Value::Null);
     let mut input = BTreeMap::new();
-    input.insert(
-        Value::from("version"),
-        Value::from(crate::pipeline::input::INPUT_VERSION),
-    );
+    input.insert(Value::from("version"), Value::from(super::INPUT_VERSION));
     input.insert(Value::from("route"), Value::from(""));
     input.insert(Value::from("request"), Value::from(request));
     input.insert(Value::from("user"), Value::Null);

@@ -1,10 +1,12 @@
 //! Policies: reading a bundle ([`bundle`]), compiling and evaluating it ([`engine`]),
-//! parsing its decision ([`decision`]), and keeping the live one current ([`reload`]).
+//! parsing its decision ([`decision`]), asking it for one ([`decide`]), and keeping the
+//! live one current ([`reload`]).
 //!
 //! The live policy is an [`ArcSwap`] snapshot loaded once per request, so the hot path
 //! takes no lock and a reload never disturbs requests already evaluating.
 
 pub mod bundle;
+pub mod decide;
 pub mod decision;
 pub mod engine;
 pub mod reload;
@@ -17,6 +19,11 @@ use arc_swap::ArcSwap;
 use bundle::Bundle;
 use engine::PreparedPolicy;
 use std::sync::Arc;
+
+/// The version of the input document policies are written against; bumped on any
+/// incompatible change. The policy side owns it: the pipeline builds to it, and a bundle
+/// is proven at load against an input of this version.
+pub const INPUT_VERSION: u64 = 1;
 
 /// The live policy and what is needed to rebuild it.
 pub struct PolicyStore {

@@ -1,8 +1,7 @@
 //! Talking to upstream systems: a pooled hyper client per route (rustls for https,
-//! plain TCP for local upstreams), header hygiene, and the route's credential.
+//! plain TCP for local upstreams) and the route's credential.
 
 pub mod credential;
-pub mod headers;
 
 use crate::config::RouteConfig;
 use anyhow::{Context, Result};

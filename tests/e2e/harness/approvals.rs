@@ -1,8 +1,8 @@
 //! Shared by the approval tests: a policy that asks for approval, a config with the
 //! queue on, and the agent's and approvers' calls.
 
-use super::{jwt, Proxy, Reply, RouteSpec, Setup, Upstream, Workspace, APPROVERS};
-use anyhow::{ensure, Context, Result};
+use super::{expect_status, jwt, Proxy, Reply, RouteSpec, Setup, Upstream, Workspace, APPROVERS};
+use anyhow::{Context, Result};
 use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::Full;
@@ -93,12 +93,7 @@ pub async fn refund(proxy: &Proxy, user: &str, invoice: &str, amount: u64) -> Re
 /// Parks a refund and returns its approval id.
 pub async fn park(proxy: &Proxy, invoice: &str) -> Result<String> {
     let reply = refund(proxy, AGENT_USER, invoice, 5000).await?;
-    ensure!(
-        reply.status == 202,
-        "expected 202, got {}: {}",
-        reply.status,
-        reply.text()
-    );
+    expect_status(&reply, 202)?;
     let body = reply.json()?;
     body["approval_id"]
         .as_str()
@@ -143,12 +138,7 @@ pub async fn show(proxy: &Proxy, id: &str) -> Result<Value> {
             None,
         )
         .await?;
-    ensure!(
-        reply.status == 200,
-        "show: {} {}",
-        reply.status,
-        reply.text()
-    );
+    expect_status(&reply, 200).context("show")?;
     reply.json()
 }
 

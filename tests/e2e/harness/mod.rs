@@ -18,8 +18,9 @@ pub use config::{RouteSpec, Setup};
 pub use proxy::{Proxy, Workspace};
 pub use upstream::{Behaviour, Upstream};
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::time::{sleep, Instant};
 
@@ -75,6 +76,38 @@ where
         }
         sleep(every).await;
     }
+}
+
+/// The repository's root, where `policies/`, `charts/` and `.ci/` live.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Copies the directory `from`, recursively, to `to` (created if missing).
+pub fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .with_context(|| format!("copying {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Fails unless `reply` has `status`; the error carries the status and the body.
+pub fn expect_status(reply: &Reply, status: u16) -> Result<()> {
+    ensure!(
+        reply.status == status,
+        "expected status {status}, got {}: {}",
+        reply.status,
+        reply.text()
+    );
+    Ok(())
 }
 
 /// Asserts a refusal lastmile made itself: status, JSON body with the code, and the

@@ -4,7 +4,7 @@
 use super::client::{self, HttpClient, Reply};
 use super::config::{Setup, TRACE_FILE};
 use super::metrics::Metrics;
-use super::{eventually, jwt, policies, ADMIN_TOKEN, APPROVERS, UPSTREAM_TOKEN};
+use super::{eventually, expect_status, jwt, policies, ADMIN_TOKEN, APPROVERS, UPSTREAM_TOKEN};
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use http::{Method, Request};
@@ -68,9 +68,10 @@ impl Workspace {
         std::fs::rename(&temp, &path).with_context(|| format!("replacing {}", path.display()))
     }
 
-    fn command(&self, setup: &Setup) -> Result<Command> {
+    /// `lastmile run` on `config_text`, written as `lastmile.yaml` in the workspace.
+    fn command(&self, config_text: &str) -> Result<Command> {
         let config = self.path("lastmile.yaml");
-        std::fs::write(&config, setup.yaml()?)?;
+        std::fs::write(&config, config_text)?;
         let mut command = Command::new(BINARY);
         command
             .arg("run")
@@ -86,7 +87,19 @@ impl Workspace {
 
     /// Starts the proxy and waits for its ready line.
     pub async fn start(self, setup: &Setup) -> Result<Proxy> {
-        let mut child = ChildGuard(self.command(setup)?.spawn().context("spawning the proxy")?);
+        let config_text = setup.yaml()?;
+        self.start_with_config_text(&config_text).await
+    }
+
+    /// Starts the proxy on a config written elsewhere (a rendered Helm chart, say) rather
+    /// than generated from a [`Setup`], and waits for its ready line. The config must
+    /// listen on port 0 for both ports; the ports are read from the ready line.
+    pub async fn start_with_config_text(self, config_text: &str) -> Result<Proxy> {
+        let mut child = ChildGuard(
+            self.command(config_text)?
+                .spawn()
+                .context("spawning the proxy")?,
+        );
         let stderr = child.0.stderr.take().context("no stderr pipe")?;
         let log = Arc::new(Mutex::new(String::new()));
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -163,7 +176,11 @@ impl Workspace {
 
     /// Runs the proxy expecting it to exit on its own; returns its status and stderr.
     pub async fn run_to_exit(&self, setup: &Setup) -> Result<(ExitStatus, String)> {
-        let mut child = ChildGuard(self.command(setup)?.spawn().context("spawning the proxy")?);
+        let mut child = ChildGuard(
+            self.command(&setup.yaml()?)?
+                .spawn()
+                .context("spawning the proxy")?,
+        );
         let mut stderr = child.0.stderr.take().context("no stderr pipe")?;
         let reader = std::thread::spawn(move || {
             let mut text = String::new();
@@ -405,7 +422,7 @@ impl Proxy {
 
     pub async fn metrics(&self) -> Result<Metrics> {
         let reply = self.admin_get("/metrics").await?;
-        anyhow::ensure!(reply.status == 200, "/metrics answered {}", reply.status);
+        expect_status(&reply, 200).context("/metrics")?;
         Metrics::parse(reply.text())
     }
 

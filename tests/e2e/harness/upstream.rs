@@ -1,7 +1,7 @@
 //! A real upstream: a hyper server on 127.0.0.1:0 that records every request it
 //! receives and answers as the test configured it.
 
-use anyhow::Result;
+use anyhow::{ensure, Context, Result};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -103,6 +103,28 @@ impl Upstream {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Everything received so far, failing unless it is exactly `count` requests.
+    pub fn expect_requests(&self, count: usize) -> Result<Vec<Received>> {
+        let received = self.received();
+        ensure!(
+            received.len() == count,
+            "expected the upstream to receive {count} request(s), it received {}: {received:?}",
+            received.len()
+        );
+        Ok(received)
+    }
+
+    /// The one request received so far; fails if there were none or more than one.
+    pub fn only_request(&self) -> Result<Received> {
+        let mut received = self.expect_requests(1)?;
+        received.pop().context("one request, checked above")
+    }
+
+    /// Fails if the upstream received anything: the request was not forwarded.
+    pub fn nothing_received(&self) -> Result<()> {
+        self.expect_requests(0).map(drop)
     }
 }
 

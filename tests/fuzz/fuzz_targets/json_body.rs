@@ -6,6 +6,10 @@ use lastmile::pipeline::request::{view_body, BodyView, MAX_JSON_DEPTH};
 use lastmile::pipeline::strict_json;
 use libfuzzer_sys::fuzz_target;
 
+#[path = "shared/route.rs"]
+mod shared_route;
+use shared_route::route;
+
 fuzz_target!(|body: &[u8]| {
     let strict = strict_json::check(body, MAX_JSON_DEPTH);
     let mut headers = http::HeaderMap::new();
@@ -13,7 +17,7 @@ fuzz_target!(|body: &[u8]| {
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
-    let viewed = view_body(&headers, body);
+    let viewed = view_body(&headers, body, route());
     if !body.is_empty() {
         assert_eq!(
             strict.is_ok(),

@@ -6,6 +6,10 @@ use lastmile::pipeline::input::{build, InputParts};
 use lastmile::pipeline::request::{path_segments, view_body, BodyView};
 use libfuzzer_sys::fuzz_target;
 
+#[path = "shared/route.rs"]
+mod shared_route;
+use shared_route::route;
+
 fuzz_target!(|data: &[u8]| {
     let mut parts = data.splitn(4, |b| *b == 0);
     let path = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
@@ -30,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
         headers.insert(http::header::CONTENT_TYPE, value.clone());
         headers.insert("x-agent", value);
     }
-    let view = view_body(&headers, body).unwrap_or(BodyView::Opaque);
+    let view = view_body(&headers, body, route()).unwrap_or(BodyView::Opaque);
     let input = build(InputParts {
         route: "crm",
         mode: "enforce",

@@ -52,12 +52,13 @@ struct Sent {
     failure: Option<Failure>,
 }
 
-fn failure(code: &str, message: impl Into<String>) -> Failure {
-    Failure {
-        code: code.into(),
-        message: message.into(),
-        reasons: Vec::new(),
-    }
+/// The approved request's route was removed from the config since it was parked.
+fn route_gone() -> Failure {
+    Failure::new(
+        "route_gone",
+        "the request's route is no longer configured",
+        http::StatusCode::INTERNAL_SERVER_ERROR,
+    )
 }
 
 impl Proxy {
@@ -69,7 +70,9 @@ impl Proxy {
         approver: &Approver,
         comment: Option<String>,
     ) -> Result<Approval, DecideError> {
-        let approved = self.decide(id, approver, comment, State::Approved).await?;
+        let approved = self
+            .record_decision(id, approver, comment, State::Approved)
+            .await?;
         // Executed on its own task so it completes, and records its outcome, even if the
         // approver's connection goes away mid-call.
         let proxy = self.clone();
@@ -85,10 +88,12 @@ impl Proxy {
         approver: &Approver,
         comment: Option<String>,
     ) -> Result<Approval, DecideError> {
-        self.decide(id, approver, comment, State::Denied).await
+        self.record_decision(id, approver, comment, State::Denied)
+            .await
     }
 
-    async fn decide(
+    /// Moves `pending` to the approver's decision, atomically: of two deciders, one wins.
+    async fn record_decision(
         &self,
         id: &str,
         approver: &Approver,

@@ -1,12 +1,14 @@
 //! Sending an approved request once, under its dedup window, and keeping the answer.
 
 use super::super::dedup as dedup_step;
-use super::super::{Proxy, ResponseBody, Route};
-use super::{failure, Ready, Sent};
-use crate::approval::store::State;
+use super::super::{Proxy, Route};
+use super::{route_gone, Ready, Sent};
+use crate::approval::store::{Failure, State};
 use crate::dedup::state::{StoredHeader, StoredResponse};
+use crate::headers::NEVER_REPLAYED;
 use crate::refusal::Refusal;
-use crate::upstream::{self, UpstreamFailure};
+use crate::response::{replay, ResponseBody, REPLAYED_HEADER};
+use crate::upstream;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
@@ -18,7 +20,7 @@ impl Proxy {
             return Sent {
                 state: State::Failed,
                 response: None,
-                failure: Some(failure("route_gone", "the route is no longer configured")),
+                failure: Some(route_gone()),
             };
         };
         let limit = self
@@ -29,12 +31,8 @@ impl Proxy {
         let result = match ready.attempt {
             None => upstream::send(&route.client, ready.request, route.config.timeout)
                 .await
-                .map(super::super::respond)
-                .map_err(|f| match f {
-                    UpstreamFailure::Unreachable => Refusal::UpstreamUnreachable,
-                    UpstreamFailure::Timeout => Refusal::UpstreamTimeout,
-                    UpstreamFailure::Broken => Refusal::UpstreamFailed,
-                }),
+                .map(crate::response::respond)
+                .map_err(Refusal::from),
             Some(attempt) => self.send_under_window(route, &attempt, ready.request).await,
         };
         route
@@ -51,7 +49,7 @@ impl Proxy {
                 Sent {
                     state,
                     response: None,
-                    failure: Some(failure(refusal.code(), refusal.to_string())),
+                    failure: Some(Failure::from_refusal(&refusal)),
                 }
             }
         }
@@ -73,7 +71,7 @@ impl Proxy {
                     .await
                     .response
             }
-            Ok(dedup_step::Step::Replay(stored)) => Ok(dedup_step::replay(stored)),
+            Ok(dedup_step::Step::Replay(stored)) => Ok(replay(stored)),
             Ok(dedup_step::Step::Refuse { refusal, .. }) => Err(refusal),
             Err(_) => Err(Refusal::DedupUnavailable),
         }
@@ -100,8 +98,8 @@ async fn keep(
     let mut headers: Vec<StoredHeader> = parts
         .headers
         .iter()
-        .filter(|(name, _)| **name != http::header::SET_COOKIE && **name != http::header::DATE)
-        .filter(|(name, _)| name.as_str() != dedup_step::REPLAYED_HEADER)
+        .filter(|(name, _)| !NEVER_REPLAYED.contains(name))
+        .filter(|(name, _)| name.as_str() != REPLAYED_HEADER)
         .map(|(name, value)| StoredHeader {
             name: name.as_str().to_string(),
             value: Bytes::copy_from_slice(value.as_bytes()),
@@ -119,17 +117,20 @@ async fn keep(
             Bytes::new()
         }
     };
+    // The agent gets the upstream's own answer, so its status is the failure's.
     let failure = match state {
-        State::Failed => Some(failure(
+        State::Failed => Some(Failure::new(
             "upstream_refused",
             format!("the upstream answered {}", status.as_u16()),
+            status,
         )),
-        State::OutcomeUnknown => Some(failure(
+        State::OutcomeUnknown => Some(Failure::new(
             "upstream_error",
             format!(
                 "the upstream answered {}; the outcome is unknown",
                 status.as_u16()
             ),
+            status,
         )),
         _ => None,
     };

@@ -5,6 +5,7 @@
 //! unambiguously: anything of the wrong shape is a [`DecisionError`], which the proxy
 //! turns into a `policy_error` refusal.
 
+use crate::headers::RESERVED;
 use http::{HeaderName, HeaderValue};
 use regorus::Value;
 use std::time::Duration;
@@ -66,21 +67,6 @@ fn err<T>(message: impl Into<String>) -> Result<T, DecisionError> {
 }
 
 const TOP_LEVEL_KEYS: [&str; 5] = ["deny", "approval", "dedup", "add_headers", "add_query"];
-
-/// Headers a policy may not add: framing, routing and hop-by-hop headers belong to the proxy.
-const RESERVED_HEADERS: [&str; 11] = [
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
-    "proxy-authorization",
-    "traceparent",
-];
 
 /// Parses the value of the decision entry point.
 pub fn parse(value: &Value) -> Result<Decision, DecisionError> {
@@ -232,7 +218,7 @@ fn add_headers(value: &Value) -> Result<Vec<(HeaderName, HeaderValue)>, Decision
         .map(|(name, v)| {
             let header = HeaderName::from_bytes(name.as_bytes())
                 .or_else(|_| err(format!("add_headers: {name:?} is not a valid header name")))?;
-            if RESERVED_HEADERS.contains(&header.as_str()) {
+            if RESERVED.contains(&header.as_str()) {
                 return err(format!("add_headers: {name:?} is reserved for the proxy"));
             }
             let Value::String(text) = &v else {

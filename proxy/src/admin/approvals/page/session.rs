@@ -5,7 +5,7 @@
 //! again: removing an approver's line, rotating the operator token or a JWT expiring
 //! ends the session at once, not at the end of its TTL.
 
-use super::super::auth::Approver;
+use crate::approval::auth::Approver;
 use http::{header, HeaderMap};
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};

@@ -12,15 +12,17 @@
 mod html;
 mod session;
 
-use super::api::{self, check_comment, ApproverSide};
-use super::auth::Approver;
-use super::rfc3339;
-use super::store::{Filter, State};
-use crate::pipeline::ResponseBody;
+use super::api::{self, check_comment};
+use super::ApproverSide;
+use crate::approval::auth::Approver;
+use crate::approval::rfc3339;
+use crate::approval::store::{Filter, State};
+use crate::response::ResponseBody;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::fmt::Write as _;
+use subtle::ConstantTimeEq;
 
 use html::{
     clear_cookie, document, esc, forbidden, login_page, page_error, pending_card, redirect,
@@ -128,7 +130,7 @@ impl ApproverSide {
         };
         let form = String::from_utf8_lossy(&body).into_owned();
         let sent = form_value(&form, "csrf").unwrap_or_default();
-        if !crate::admin_token::constant_time_eq(sent.as_bytes(), csrf.as_bytes()) {
+        if !bool::from(sent.as_bytes().ct_eq(csrf.as_bytes())) {
             return forbidden("the form's CSRF token is missing or stale; reload the page");
         }
         let comment = match check_comment(form_value(&form, "comment")) {

@@ -1,13 +1,11 @@
 //! Rendering: every value escaped, and the headers every page carries.
 
-use super::super::auth::Approver;
-use super::super::rfc3339;
-use super::super::store::Approval;
 use super::session::COOKIE;
-use crate::pipeline::ResponseBody;
-use bytes::Bytes;
+use crate::approval::auth::Approver;
+use crate::approval::rfc3339;
+use crate::approval::store::Approval;
+use crate::response::{self, ResponseBody};
 use http::{header, HeaderValue, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -102,7 +100,7 @@ pub fn document(title: &str, body: &str) -> Response<ResponseBody> {
          <title>{}</title><style nonce=\"{nonce}\">{STYLE}</style></head><body>{body}</body></html>",
         esc(title)
     );
-    let mut response = respond(StatusCode::OK, html);
+    let mut response = response::html(StatusCode::OK, html);
     if let Ok(csp) = HeaderValue::from_str(&format!(
         "default-src 'none'; style-src 'nonce-{nonce}'; form-action 'self'; \
          frame-ancestors 'none'; base-uri 'none'"
@@ -111,37 +109,6 @@ pub fn document(title: &str, body: &str) -> Response<ResponseBody> {
             .headers_mut()
             .insert(header::CONTENT_SECURITY_POLICY, csp);
     }
-    response
-}
-
-pub fn respond(status: StatusCode, html: String) -> Response<ResponseBody> {
-    let mut response = Response::new(
-        Full::new(Bytes::from(html))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    // Not `no-referrer`: under it browsers send `Origin: null` on form posts, which the
-    // same-origin check must refuse.
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -160,7 +127,7 @@ pub fn forbidden(message: &str) -> Response<ResponseBody> {
 
 /// `303 See Other` (post/redirect/get), optionally setting a cookie.
 pub fn redirect(location: &str, cookie: Option<String>) -> Response<ResponseBody> {
-    let mut response = respond(StatusCode::SEE_OTHER, String::new());
+    let mut response = response::html(StatusCode::SEE_OTHER, String::new());
     if let Ok(location) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, location);
     }

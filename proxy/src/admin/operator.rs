@@ -1,99 +1,24 @@
-//! The admin port: metrics, health, readiness, recent traces and dedup entries, and the
-//! approvers' side. It is separate from the data port so the agent's traffic and the
-//! operator's never share a listener, but the agent shares the pod's network namespace:
-//! the port is no boundary. Only `/metrics`, `/healthz` and `/readyz` are open; every
-//! endpoint that reveals request data or changes state needs the operator's token (or,
-//! on the approvals API and page, an approver's credential).
+//! The operator's endpoints: metrics, health, readiness, recent traces, and dedup
+//! entries with their release. Everything past `/metrics`, `/healthz` and `/readyz` needs
+//! the operator's token (see the [`super`] module doc for why).
 
-use crate::admin_token::{bearer, OperatorCheck, OperatorToken};
-use crate::approval::api::ApproverSide;
+use super::Admin;
+use crate::admin_token::{bearer, OperatorCheck};
 use crate::dedup::key::Key;
 use crate::dedup::state::{Entry, Released, State};
-use crate::dedup::store::DedupStore;
-use crate::metrics::Metrics;
-use crate::pipeline::{json_response, ResponseBody};
-use crate::policy::PolicyStore;
-use crate::trace::TraceSink;
-use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use crate::response::{error, json_response, text, ResponseBody};
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, UNIX_EPOCH};
 
-/// What the admin endpoints read.
-pub struct Admin {
-    pub metrics: Metrics,
-    pub traces: TraceSink,
-    pub policy: Arc<PolicyStore>,
-    /// Set once serving starts, cleared when draining, so orchestrators stop routing
-    /// traffic here before the process exits.
-    pub ready: AtomicBool,
-    pub dedup: Arc<dyn DedupStore>,
-    /// The operator's token: opens traces, dedup entries and releases; without one
-    /// they are disabled.
-    pub operator: OperatorToken,
-    /// The approvers' API and page, when approvals are configured.
-    pub approvers: Option<ApproverSide>,
+/// `GET /healthz`: the process is up and answering.
+pub(super) fn healthz() -> Response<ResponseBody> {
+    text(StatusCode::OK, "text/plain", "ok\n".into())
 }
 
 impl Admin {
-    pub async fn handle(&self, request: Request<Incoming>) -> Response<ResponseBody> {
-        let request = match &self.approvers {
-            Some(approvers) => match approvers.handle(request).await {
-                Ok(response) => return response,
-                Err(request) => request,
-            },
-            None => request,
-        };
-        self.handle_operator(&request).await
-    }
-
-    async fn handle_operator<B>(&self, request: &Request<B>) -> Response<ResponseBody> {
-        let path = request.uri().path();
-        if request.method() == Method::POST {
-            return match path
-                .strip_prefix("/dedup/")
-                .and_then(|rest| rest.strip_suffix("/release"))
-            {
-                Some(key) => match self.unauthorized(request) {
-                    None => self.release(key).await,
-                    Some(refused) => refused,
-                },
-                None => error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint"),
-            };
-        }
-        if request.method() != Method::GET {
-            return error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "the admin API answers GET, and POST on /dedup/{key}/release",
-            );
-        }
-        match path {
-            "/metrics" => self.metrics().await,
-            "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
-            "/readyz" => self.readyz(),
-            path => {
-                if let Some(id) = path.strip_prefix("/traces/") {
-                    match self.unauthorized(request) {
-                        None => self.trace(id),
-                        Some(refused) => refused,
-                    }
-                } else if let Some(key) = path.strip_prefix("/dedup/") {
-                    match self.unauthorized(request) {
-                        None => self.dedup_entry(key).await,
-                        Some(refused) => refused,
-                    }
-                } else {
-                    error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")
-                }
-            }
-        }
-    }
-
-    async fn metrics(&self) -> Response<ResponseBody> {
+    /// `GET /metrics`: Prometheus text, after refreshing the gauges read on demand.
+    pub(super) async fn metrics(&self) -> Response<ResponseBody> {
         if let Some(approvers) = &self.approvers {
             approvers.approvals.refresh_pending().await;
         }
@@ -117,7 +42,7 @@ impl Admin {
 
     /// Checks `Authorization: Bearer <token>` against the operator's token; the
     /// refusal if it fails.
-    fn unauthorized<B>(&self, request: &Request<B>) -> Option<Response<ResponseBody>> {
+    pub(super) fn unauthorized<B>(&self, request: &Request<B>) -> Option<Response<ResponseBody>> {
         match self.operator.check(bearer(request.headers())) {
             OperatorCheck::Accepted => None,
             OperatorCheck::NotConfigured => Some(error(
@@ -144,7 +69,8 @@ impl Admin {
         }
     }
 
-    async fn dedup_entry(&self, key: &str) -> Response<ResponseBody> {
+    /// `GET /dedup/{key}`: one live entry, without its stored body.
+    pub(super) async fn dedup_entry(&self, key: &str) -> Response<ResponseBody> {
         let Ok(key) = key.parse::<Key>() else {
             return bad_key();
         };
@@ -159,7 +85,8 @@ impl Admin {
         }
     }
 
-    async fn release(&self, key: &str) -> Response<ResponseBody> {
+    /// `POST /dedup/{key}/release`: frees a key, unless its request is still upstream.
+    pub(super) async fn release(&self, key: &str) -> Response<ResponseBody> {
         let Ok(key) = key.parse::<Key>() else {
             return bad_key();
         };
@@ -185,7 +112,8 @@ impl Admin {
         }
     }
 
-    fn readyz(&self) -> Response<ResponseBody> {
+    /// `GET /readyz`: 200 while serving, 503 before start-up completes and while draining.
+    pub(super) fn readyz(&self) -> Response<ResponseBody> {
         let ready = self.ready.load(Ordering::Relaxed);
         let body = serde_json::json!({"ready": ready, "policy_revision": self.policy.current().revision()});
         let status = if ready {
@@ -196,7 +124,8 @@ impl Admin {
         json_response(status, body.to_string())
     }
 
-    fn trace(&self, id: &str) -> Response<ResponseBody> {
+    /// `GET /traces/{id}`: the recent records of one trace.
+    pub(super) fn trace(&self, id: &str) -> Response<ResponseBody> {
         let valid = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
         if !valid {
             return error(
@@ -275,26 +204,5 @@ fn store_unavailable(e: &crate::dedup::store::StoreError) -> Response<ResponseBo
         StatusCode::SERVICE_UNAVAILABLE,
         "dedup_unavailable",
         "the dedup store is unavailable",
-    )
-}
-
-fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<ResponseBody> {
-    let mut response = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-}
-
-/// A JSON error body: `{"error": {"code", "message"}}`.
-pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response<ResponseBody> {
-    json_response(
-        status,
-        serde_json::json!({"error": {"code": code, "message": message}}).to_string(),
     )
 }

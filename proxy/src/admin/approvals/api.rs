@@ -6,17 +6,17 @@
 //! - `POST /approvals/{id}/approve`                `{"comment": "..."}` (optional)
 //! - `POST /approvals/{id}/deny`                   `{"comment": "..."}`
 
-use super::auth::{ApproverAuth, AuthError};
-use super::store::{Approval, Event, Filter, State};
-use super::{rfc3339, valid_id, Approvals, POLL_PATH};
-use crate::admin::error;
+use super::ApproverSide;
+use crate::approval::auth::{Approver, AuthError};
+use crate::approval::store::{Approval, Event, Filter, State, StoreError};
+use crate::approval::{rfc3339, valid_id};
+use crate::config::POLL_PATH;
 use crate::pipeline::approved::DecideError;
-use crate::pipeline::{json_response, Proxy, ResponseBody};
+use crate::response::{error, json_response, ResponseBody};
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use std::sync::Arc;
 
 /// Request bodies on the approver side are a comment at most.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -25,64 +25,9 @@ const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 /// Comments longer than this are refused rather than cut.
 pub const MAX_COMMENT_CHARS: usize = 2000;
 
-/// The approver's side of the admin port: API and web page.
-pub struct ApproverSide {
-    pub proxy: Arc<Proxy>,
-    pub approvals: Arc<Approvals>,
-    pub auth: ApproverAuth,
-    pub sessions: super::page::Sessions,
-}
-
 impl ApproverSide {
-    /// Answers approver requests; `Err` hands the request back when the path is not ours.
-    pub async fn handle(
-        &self,
-        request: Request<Incoming>,
-    ) -> Result<Response<ResponseBody>, Request<Incoming>> {
-        let path = request.uri().path().to_string();
-        if path == "/ui" || path.starts_with("/ui/") {
-            return Ok(self.page(request).await);
-        }
-        let Some(rest) = path
-            .strip_prefix("/approvals")
-            .filter(|r| r.is_empty() || r.starts_with('/'))
-        else {
-            return Err(request);
-        };
-        let approver = match self.auth.from_headers(request.headers()) {
-            Ok(approver) => approver,
-            Err(e) => return Ok(auth_error(e)),
-        };
-        let rest = rest.trim_start_matches('/');
-        let method = request.method().clone();
-        let (id, action) = match rest.split_once('/') {
-            Some((id, action)) => (id.to_string(), Some(action.to_string())),
-            None => (rest.to_string(), None),
-        };
-        Ok(match (method, id.as_str(), action.as_deref()) {
-            (Method::GET, "", None) => self.list(request.uri().query()).await,
-            (Method::GET, id, None) => self.show(id).await,
-            (Method::POST, id, Some(action @ ("approve" | "deny"))) => {
-                let comment = match read_comment(request).await {
-                    Ok(comment) => comment,
-                    Err(response) => return Ok(response),
-                };
-                let to = if action == "approve" {
-                    State::Approved
-                } else {
-                    State::Denied
-                };
-                self.decide(id, &approver, comment, to).await
-            }
-            _ => error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such approvals endpoint",
-            ),
-        })
-    }
-
-    async fn list(&self, query: Option<&str>) -> Response<ResponseBody> {
+    /// `GET /approvals?state=&route=&user=&limit=`: newest first.
+    pub(super) async fn list(&self, query: Option<&str>) -> Response<ResponseBody> {
         let mut filter = Filter {
             limit: 100,
             ..Filter::default()
@@ -120,7 +65,8 @@ impl ApproverSide {
         }
     }
 
-    async fn show(&self, id: &str) -> Response<ResponseBody> {
+    /// `GET /approvals/{id}`: one approval with its history.
+    pub(super) async fn show(&self, id: &str) -> Response<ResponseBody> {
         if !valid_id(id) {
             return not_found();
         }
@@ -142,7 +88,7 @@ impl ApproverSide {
     pub async fn apply(
         &self,
         id: &str,
-        approver: &super::auth::Approver,
+        approver: &Approver,
         comment: Option<String>,
         to: State,
     ) -> Result<Approval, DecideError> {
@@ -156,10 +102,11 @@ impl ApproverSide {
         }
     }
 
-    async fn decide(
+    /// `POST /approvals/{id}/approve|deny`: the decision, answered as the approval now is.
+    pub(super) async fn decide(
         &self,
         id: &str,
-        approver: &super::auth::Approver,
+        approver: &Approver,
         comment: Option<String>,
         to: State,
     ) -> Response<ResponseBody> {
@@ -211,7 +158,7 @@ fn history(events: &[Event]) -> serde_json::Value {
 }
 
 /// Reads `{"comment": "..."}` (or an empty body).
-async fn read_comment(
+pub(super) async fn read_comment(
     request: Request<Incoming>,
 ) -> Result<Option<String>, Response<ResponseBody>> {
     let bytes = read_body(request).await?;
@@ -331,7 +278,7 @@ fn not_found() -> Response<ResponseBody> {
     )
 }
 
-fn store_error(e: &super::store::StoreError) -> Response<ResponseBody> {
+fn store_error(e: &StoreError) -> Response<ResponseBody> {
     tracing::error!(error = %e, "approval store unavailable for an approver request");
     error(
         StatusCode::SERVICE_UNAVAILABLE,
