@@ -137,6 +137,23 @@ mod tests {
     use http::HeaderValue;
 
     #[test]
+    fn lists_are_valid_lower_case_names() {
+        // They are compared with `HeaderName::as_str`, which is lower case: an entry in
+        // any other case would silently never match.
+        let lists: [&[&str]; 6] = [
+            &HIDDEN_FROM_POLICY,
+            &NEVER_STORED,
+            &PROTECTED,
+            &SINGLETONS,
+            &METHOD_OVERRIDES,
+            &RESERVED,
+        ];
+        for name in lists.into_iter().flatten() {
+            assert_eq!(HeaderName::from_static(name).as_str(), *name);
+        }
+    }
+
+    #[test]
     fn strips_fixed_set_and_connection_named_headers() {
         let mut h = HeaderMap::new();
         h.insert(

@@ -184,7 +184,37 @@ impl Refusal {
             | Refusal::DedupUnavailable
             | Refusal::Overloaded
             | Refusal::ApprovalStoreUnavailable => Some(1),
-            _ => None,
+            // The same request gets the same answer, or the outcome is the upstream's:
+            // no wait makes a retry succeed.
+            Refusal::NoRoute
+            | Refusal::Connect
+            | Refusal::BadPath(_)
+            | Refusal::Unauthenticated(_)
+            | Refusal::UserRequired
+            | Refusal::BodyTooLarge(_)
+            | Refusal::BodyUnreadable
+            | Refusal::InvalidJson(_)
+            | Refusal::Denied(_)
+            | Refusal::ApprovalUnavailable(_)
+            | Refusal::PolicyError
+            | Refusal::CredentialUnavailable
+            | Refusal::UpstreamUnreachable
+            | Refusal::UpstreamTimeout
+            | Refusal::UpstreamFailed
+            | Refusal::InvalidIdempotencyKey(_)
+            | Refusal::UnsupportedContentEncoding
+            | Refusal::AmbiguousHeader(_)
+            | Refusal::MethodOverride(_)
+            | Refusal::InvalidForm(_)
+            | Refusal::UnsupportedMediaType
+            | Refusal::BadConnectionHeader(_)
+            | Refusal::BodyTimeout
+            | Refusal::BadFraming(_)
+            | Refusal::IdempotencyKeyMismatch
+            | Refusal::OutcomeUnknown(_)
+            | Refusal::CompletedNotRetained(_)
+            | Refusal::ApprovalNotFound
+            | Refusal::ApprovalForbidden => None,
         }
     }
 

@@ -98,3 +98,26 @@ pub fn replay(stored: StoredResponse) -> Response<ResponseBody> {
     headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dedup::state::StoredHeader;
+
+    #[test]
+    fn replay_keeps_status_and_headers_and_marks_itself() {
+        let stored = |status| StoredResponse {
+            status,
+            headers: vec![StoredHeader {
+                name: "x-upstream".into(),
+                value: Bytes::from_static(b"1"),
+            }],
+            body: Bytes::from_static(b"{}"),
+        };
+        let replayed = replay(stored(201));
+        assert_eq!(replayed.status(), StatusCode::CREATED);
+        assert_eq!(replayed.headers()["x-upstream"], "1");
+        assert_eq!(replayed.headers()[REPLAYED_HEADER], "true");
+        assert_eq!(replay(stored(1000)).status(), StatusCode::OK);
+    }
+}

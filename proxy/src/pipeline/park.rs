@@ -13,12 +13,12 @@ use crate::headers::NEVER_STORED;
 use crate::identity::Verifier;
 use crate::policy::decision::Decision;
 use crate::refusal::Refusal;
-use crate::response::json_response;
+use crate::response::{json_response, ResponseBody};
 use crate::trace::context::TraceContext;
 use crate::trace::record::{ApprovalTrace, TraceRecord};
 use crate::trace::redact;
 use bytes::Bytes;
-use http::{Method, StatusCode};
+use http::{Method, Response, StatusCode};
 
 /// Summaries of bodies larger than this show only their size.
 const SUMMARY_BODY_LIMIT: usize = 64 * 1024;
@@ -45,21 +45,6 @@ impl Proxy {
             .map(|a| a.key.to_string());
         let now = approvals.now_ms();
         let expiry = approvals.expiry_for(route.config.approval_expire_after);
-        let hidden = [
-            self.identity.as_ref().map(Verifier::header),
-            route.credential.as_ref().map(|c| c.header()),
-        ];
-        let headers = inbound
-            .headers
-            .iter()
-            .filter(|(name, _)| {
-                !NEVER_STORED.contains(&name.as_str()) && !hidden.contains(&Some(*name))
-            })
-            .map(|(name, value)| StoredHeader {
-                name: name.as_str().to_string(),
-                value: Bytes::copy_from_slice(value.as_bytes()),
-            })
-            .collect();
         let user = inbound.user.as_ref();
         let new = NewApproval {
             id: approval::new_id().map_err(|_| Refusal::ApprovalStoreUnavailable)?,
@@ -70,13 +55,7 @@ impl Proxy {
             trace_id: trace.trace_id.clone(),
             policy_revision: record.policy_revision.clone().unwrap_or_default(),
             reasons,
-            request: StoredRequest {
-                method: inbound.method.to_string(),
-                path: inbound.path.clone(),
-                query: inbound.query.clone(),
-                headers,
-                received_path: inbound.received_path.clone(),
-            },
+            request: self.stored_request(route, &inbound),
             body: inbound.body.to_vec(),
             summary: self.summary(
                 &inbound.method,
@@ -100,24 +79,37 @@ impl Proxy {
             comment: None,
             failure: None,
         });
-        let body = serde_json::json!({
-            "status": Outcome::PendingApproval.label(),
-            "approval_id": a.id,
-            "poll_url": format!("{POLL_PATH}{}", a.id),
-            "expires_at": rfc3339(a.expires_ms),
-            "reasons": a.reasons,
-            "trace_id": trace.trace_id,
-        });
-        let mut response = json_response(StatusCode::ACCEPTED, body.to_string());
-        if let Ok(location) = http::HeaderValue::from_str(&format!("{POLL_PATH}{}", a.id)) {
-            response
-                .headers_mut()
-                .insert(http::header::LOCATION, location);
-        }
         Ok(Forwarded {
-            response,
+            response: accepted(a, trace),
             outcome: Outcome::PendingApproval,
         })
+    }
+
+    /// What execution needs of the request, later: everything but the credentials and
+    /// the identity token (the verified claims are kept instead).
+    fn stored_request(&self, route: &Route, inbound: &Inbound) -> StoredRequest {
+        let hidden = [
+            self.identity.as_ref().map(Verifier::header),
+            route.credential.as_ref().map(|c| c.header()),
+        ];
+        let headers = inbound
+            .headers
+            .iter()
+            .filter(|(name, _)| {
+                !NEVER_STORED.contains(&name.as_str()) && !hidden.contains(&Some(*name))
+            })
+            .map(|(name, value)| StoredHeader {
+                name: name.as_str().to_string(),
+                value: Bytes::copy_from_slice(value.as_bytes()),
+            })
+            .collect();
+        StoredRequest {
+            method: inbound.method.to_string(),
+            path: inbound.path.clone(),
+            query: inbound.query.clone(),
+            headers,
+            received_path: inbound.received_path.clone(),
+        }
     }
 
     /// What an approver sees of the request: method, path, query and JSON body with the
@@ -160,4 +152,23 @@ impl Proxy {
             "body": body_value,
         })
     }
+}
+
+/// The agent's `202`: the approval's id, where to poll, until when, and why.
+fn accepted(a: &crate::approval::store::Approval, trace: &TraceContext) -> Response<ResponseBody> {
+    let body = serde_json::json!({
+        "status": Outcome::PendingApproval.label(),
+        "approval_id": a.id,
+        "poll_url": format!("{POLL_PATH}{}", a.id),
+        "expires_at": rfc3339(a.expires_ms),
+        "reasons": a.reasons,
+        "trace_id": trace.trace_id,
+    });
+    let mut response = json_response(StatusCode::ACCEPTED, body.to_string());
+    if let Ok(location) = http::HeaderValue::from_str(&format!("{POLL_PATH}{}", a.id)) {
+        response
+            .headers_mut()
+            .insert(http::header::LOCATION, location);
+    }
+    response
 }
