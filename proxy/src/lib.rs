@@ -115,7 +115,7 @@ pub async fn serve_with_clock(
     )?);
     let approvers = match (
         &approvals,
-        approval::auth::ApproverAuth::from_config(&config)?,
+        approval::auth::ApproverAuth::from_config(&config, proxy.identity())?,
     ) {
         (Some(queue), Some(auth)) => Some(admin::approvals::ApproverSide {
             proxy: proxy.clone(),

@@ -64,29 +64,35 @@ impl ApproverAuth {
         }
     }
 
-    /// The approver credentials `config` names; `None` without approvals.
-    pub fn from_config(config: &Config) -> Result<Option<ApproverAuth>> {
+    /// The approver credentials `config` names; `None` without approvals. Approver
+    /// JWTs are verified with `identity`'s keys (the proxy's own verifier, so the key
+    /// sources are not watched or fetched twice) unless `approvals.jwt_keys_file` names
+    /// a key set of their own.
+    pub fn from_config(
+        config: &Config,
+        identity: Option<&Verifier>,
+    ) -> Result<Option<ApproverAuth>> {
         let Some(approvals) = &config.approvals else {
             return Ok(None);
         };
-        let verifier = match (&approvals.approver_jwt, &config.identity) {
-            (Some(jwt), Some(identity)) => {
-                // The identity settings with the approvals audience (and, when given,
-                // issuer and key set) in place of the user tokens'.
-                let mut settings = identity.clone();
-                settings.audience = Some(jwt.audience.clone());
-                if let Some(issuer) = &jwt.issuer {
-                    settings.issuer = Some(issuer.clone());
+        let verifier = match (&approvals.approver_jwt, &config.identity, identity) {
+            (Some(jwt), Some(settings), Some(identity)) => {
+                let issuer = jwt.issuer.clone().or_else(|| settings.issuer.clone());
+                let audience = Some(jwt.audience.clone());
+                match &jwt.keys_file {
+                    Some(keys) => {
+                        // The approvers' own key set replaces every identity key source.
+                        let mut own = settings.clone();
+                        own.keys_file = Some(keys.clone());
+                        own.hs256_secret_file = None;
+                        own.jwks_url = None;
+                        own.jwks_ca_file = None;
+                        own.issuer = issuer;
+                        own.audience = audience;
+                        Some(Verifier::new(&own).context("approvals: approver JWT keys")?)
+                    }
+                    None => Some(identity.expecting(issuer, audience)),
                 }
-                if let Some(keys) = &jwt.keys_file {
-                    // The approvers' own key set replaces every identity key source.
-                    settings.keys_file = Some(keys.clone());
-                    settings.hs256_secret_file = None;
-                    settings.jwks_url = None;
-                    settings.jwks_ca_file = None;
-                }
-                let verifier = Verifier::new(&settings).context("approvals: approver JWT keys")?;
-                Some(verifier)
             }
             _ => None,
         };

@@ -40,14 +40,15 @@ pub struct IdentityError(pub &'static str);
 /// rotation (file or JWKS) happens behind it without a restart.
 pub struct Verifier {
     header: http::HeaderName,
-    static_keys: Vec<Key>,
-    file: Option<file::FileKeys>,
+    /// The key sources, shared by every verifier [`Verifier::expecting`] derives.
+    static_keys: Arc<Vec<Key>>,
+    file: Option<Arc<file::FileKeys>>,
     remote: Option<Arc<jwks::RemoteKeys>>,
     issuer: Option<String>,
     audience: Option<String>,
     leeway_seconds: u64,
-    /// Dropping the verifier stops its JWKS fetches.
-    _fetch_task: Option<jwks::FetchTask>,
+    /// Dropping the last verifier holding it stops the JWKS fetches.
+    _fetch_task: Option<Arc<jwks::FetchTask>>,
 }
 
 impl Verifier {
@@ -84,14 +85,30 @@ impl Verifier {
         }
         Ok(Verifier {
             header: config.header.clone(),
-            static_keys,
-            file,
+            static_keys: Arc::new(static_keys),
+            file: file.map(Arc::new),
             remote,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             leeway_seconds: config.leeway.as_secs(),
-            _fetch_task: fetch_task,
+            _fetch_task: fetch_task.map(Arc::new),
         })
+    }
+
+    /// The same keys, with the same file check and JWKS fetch behind them, expecting
+    /// other claims: approver tokens are verified against the identity key set without
+    /// a second copy of its sources.
+    pub fn expecting(&self, issuer: Option<String>, audience: Option<String>) -> Verifier {
+        Verifier {
+            header: self.header.clone(),
+            static_keys: self.static_keys.clone(),
+            file: self.file.clone(),
+            remote: self.remote.clone(),
+            issuer,
+            audience,
+            leeway_seconds: self.leeway_seconds,
+            _fetch_task: self._fetch_task.clone(),
+        }
     }
 
     /// The header that carries the token; it is never forwarded upstream.

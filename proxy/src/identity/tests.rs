@@ -274,3 +274,23 @@ fn a_jwks_url_needs_a_runtime_and_a_usable_ca_file() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn a_derived_verifier_shares_the_keys_and_checks_its_own_claims() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let users = verifier(&dir, None, true)?;
+    let approvers = users.expecting(Some("https://idp".into()), Some("approvals".into()));
+    let user_token = hs256(&claims(600), SECRET.as_bytes())?;
+    let mut approver_claims = claims(600);
+    approver_claims["aud"] = json!("approvals");
+    let approver_token = hs256(&approver_claims, SECRET.as_bytes())?;
+
+    assert!(users.verify_token(&user_token).is_ok());
+    assert!(users.verify_token(&approver_token).is_err());
+    assert!(approvers.verify_token(&approver_token).is_ok());
+    assert_eq!(
+        approvers.verify_token(&user_token).err(),
+        Some(IdentityError("token audience not accepted"))
+    );
+    Ok(())
+}

@@ -134,6 +134,11 @@ impl Proxy {
         })
     }
 
+    /// The acting user's verifier, when identity is configured.
+    pub fn identity(&self) -> Option<&Verifier> {
+        self.identity.as_ref()
+    }
+
     /// Handles one agent request; never fails: every problem becomes a refusal.
     pub async fn handle(&self, request: Request<Incoming>) -> Response<ResponseBody> {
         let started = Instant::now();
