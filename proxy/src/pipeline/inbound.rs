@@ -94,14 +94,14 @@ impl Inbound {
             mode: route.config.mode.as_str(),
             method: &self.effective,
             path: &self.path,
-            segments: self.segments.clone(),
+            segments: &self.segments,
             query: self.query.as_deref(),
             headers: &self.headers,
             hidden: [
                 identity.map(Verifier::header),
                 route.credential.as_ref().map(|c| c.header()),
             ],
-            body: self.view.clone(),
+            body: &self.view,
             body_bytes: self.body.len(),
             user: self.user.as_ref(),
             now_ns: SystemTime::now()

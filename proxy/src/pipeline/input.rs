@@ -16,12 +16,12 @@ pub struct InputParts<'a> {
     /// The effective method: an honoured method override's, else the request line's.
     pub method: &'a Method,
     pub path: &'a str,
-    pub segments: Vec<String>,
+    pub segments: &'a [String],
     pub query: Option<&'a str>,
     pub headers: &'a HeaderMap,
     /// Further headers to hide: the identity header and the route's credential header.
     pub hidden: [Option<&'a HeaderName>; 2],
-    pub body: BodyView,
+    pub body: &'a BodyView,
     pub body_bytes: usize,
     pub user: Option<&'a User>,
     pub now_ns: u128,
@@ -50,8 +50,9 @@ pub fn build_with_approval(parts: InputParts<'_>, approval: Value) -> Value {
         .and_then(|v| v.to_str().ok())
         .map_or(Value::Null, Value::from);
     let body_opaque = matches!(parts.body, BodyView::Opaque);
+    // A clone of the parsed document's reference-counted root, not a deep copy.
     let body = match parts.body {
-        BodyView::Json(value) | BodyView::Form(value) => value,
+        BodyView::Json(value) | BodyView::Form(value) => value.clone(),
         BodyView::Empty | BodyView::Opaque => Value::Null,
     };
     let request = obj([
@@ -62,8 +63,8 @@ pub fn build_with_approval(parts: InputParts<'_>, approval: Value) -> Value {
             Value::from(
                 parts
                     .segments
-                    .into_iter()
-                    .map(Value::from)
+                    .iter()
+                    .map(|s| Value::from(s.as_str()))
                     .collect::<Vec<_>>(),
             ),
         ),
@@ -147,11 +148,11 @@ mod tests {
             mode: "enforce",
             method: &Method::POST,
             path: "/v1/invoices",
-            segments: vec!["v1".into(), "invoices".into()],
+            segments: &["v1".into(), "invoices".into()],
             query: Some("a=1&a=2&b=x%20y"),
             headers: &headers,
             hidden: [Some(&identity), None],
-            body: BodyView::Json(Value::from(7u64)),
+            body: &BodyView::Json(Value::from(7u64)),
             body_bytes: 1,
             user: None,
             now_ns: 5,

@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use regorus::Value;
 
 /// The request body as the policy sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum BodyView {
     Empty,
     /// Parsed once; the original bytes are what goes upstream.
