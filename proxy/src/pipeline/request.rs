@@ -3,8 +3,7 @@
 
 use crate::config::{Mode, RouteConfig};
 use crate::headers::{
-    is_json_essence, parsed_media_type, FORM_MEDIA_TYPE as FORM, METHOD_OVERRIDES, PROTECTED,
-    SINGLETONS,
+    parsed_media_type, FORM_MEDIA_TYPE as FORM, METHOD_OVERRIDES, PROTECTED, SINGLETONS,
 };
 use crate::refusal::Refusal;
 use bytes::Bytes;
@@ -132,11 +131,6 @@ pub fn check_connection(headers: &HeaderMap, extra: &[&http::HeaderName]) -> Res
 fn essence(headers: &HeaderMap) -> Option<String> {
     let ct = headers.get(http::header::CONTENT_TYPE)?.to_str().ok()?;
     Some(ct.split(';').next()?.trim().to_ascii_lowercase())
-}
-
-/// Whether a content type says JSON (`application/json`, `application/*+json`).
-pub fn is_json(headers: &HeaderMap) -> bool {
-    essence(headers).is_some_and(|e| is_json_essence(&e))
 }
 
 /// Parses the body for the policy; the one reading used for the data path and approved
