@@ -259,6 +259,7 @@ impl Approvals {
         self.traces.emit(TraceRecord {
             trace_id: approval.trace_id.clone(),
             span_id: crate::trace::context::TraceContext::new_span_id(),
+            parent_span_id: None,
             time: rfc3339(self.now_ms()),
             route: Some(approval.route.clone()),
             mode: Some("enforce"),

@@ -7,7 +7,6 @@ use crate::config::Mode;
 use crate::policy::decide::PolicyFailure;
 use crate::policy::decision::{Decision, Verdict};
 use crate::refusal::Refusal;
-use crate::trace::record::{DecisionTrace, ErrorTrace, TraceRecord};
 
 /// What happens to a request the policy has judged.
 pub(super) enum Enforced {
@@ -29,15 +28,10 @@ pub(super) fn enforce(
     mode: Mode,
     parking: bool,
     decided: Result<Decision, PolicyFailure>,
-    record: &mut TraceRecord,
 ) -> Result<Enforced, Refusal> {
     let decision = match decided {
         Ok(decision) => decision,
-        Err(failure) => {
-            record.error = Some(ErrorTrace {
-                code: Refusal::PolicyError.code(),
-                message: failure.to_string(),
-            });
+        Err(_) => {
             return match mode {
                 Mode::Enforce => Err(Refusal::PolicyError),
                 Mode::DryRun => Ok(Enforced::Forward {
@@ -48,7 +42,6 @@ pub(super) fn enforce(
         }
     };
     let verdict = decision.verdict();
-    record.decision = Some(trace(&decision, verdict));
     let forward = |decision, outcome| {
         Ok(Enforced::Forward {
             decision: Some(decision),
@@ -62,31 +55,5 @@ pub(super) fn enforce(
         (Verdict::Approval, Mode::Enforce) => Err(Refusal::ApprovalUnavailable(decision.approval)),
         (Verdict::Deny, Mode::DryRun) => forward(decision, Outcome::DryRunDenied),
         (Verdict::Approval, Mode::DryRun) => forward(decision, Outcome::DryRunApproval),
-    }
-}
-
-/// The decision as the trace records it: verdict, reasons, whether a dedup intent was
-/// named, and the obligations by name (never their values).
-fn trace(decision: &Decision, verdict: Verdict) -> DecisionTrace {
-    DecisionTrace {
-        verdict: match verdict {
-            Verdict::Deny => "deny",
-            Verdict::Approval => "approval",
-            Verdict::Allow => "allow",
-        },
-        deny: decision.deny.clone(),
-        approval: decision.approval.clone(),
-        dedup: decision.dedup.is_some(),
-        obligations: decision
-            .add_headers
-            .iter()
-            .map(|(name, _)| format!("header:{name}"))
-            .chain(
-                decision
-                    .add_query
-                    .iter()
-                    .map(|(name, _)| format!("query:{name}")),
-            )
-            .collect(),
     }
 }

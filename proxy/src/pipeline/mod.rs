@@ -18,6 +18,7 @@ pub mod form;
 pub mod forward;
 mod inbound;
 pub mod input;
+mod journal;
 pub mod outcome;
 mod park;
 mod poll;
@@ -36,13 +37,16 @@ use crate::refusal::Refusal;
 use crate::response::{json_response, ResponseBody};
 use crate::route::RouteTable;
 use crate::trace::context::TraceContext;
-use crate::trace::record::{millis, ErrorTrace, Latency, TraceRecord};
+use crate::trace::record::{
+    millis, ApprovalTrace, DecisionTrace, ErrorTrace, Latency, TraceRecord,
+};
 use crate::trace::{redact, TraceSink};
 use crate::upstream::{self, credential::Credential, UpstreamClient};
 use anyhow::Result;
 use enforce::Enforced;
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
+use journal::Journal;
 use outcome::Outcome;
 use regorus::Value;
 use request::BodyView;
@@ -142,90 +146,93 @@ impl Proxy {
     /// Handles one agent request; never fails: every problem becomes a refusal.
     pub async fn handle(&self, request: Request<Incoming>) -> Response<ResponseBody> {
         let started = Instant::now();
+        let arrived = SystemTime::now();
         let trace = TraceContext::from_headers(request.headers());
-        let mut record = TraceRecord {
-            trace_id: trace.trace_id.clone(),
-            span_id: trace.span_id.clone(),
-            time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
-            route: None,
-            mode: None,
-            user: None,
+        let asked = Asked {
             method: request.method().to_string(),
             path: request.uri().path().to_string(),
-            outcome: "",
-            status: 0,
-            decision: None,
-            policy_revision: None,
-            error: None,
-            upstream: None,
-            dedup: None,
-            latency_ms: Latency::default(),
-            request_body: None,
-            approval: None,
         };
+        let mut journal = Journal::default();
         let processed = match self.in_flight.try_acquire() {
-            Ok(_permit) => self.process(request, &trace, &mut record).await,
+            Ok(_permit) => self.process(request, &trace, &mut journal).await,
             Err(_) => Err(Refusal::Overloaded),
         };
-        let (mut response, outcome) = match processed {
-            Ok(forwarded) => (forwarded.response, forwarded.outcome),
-            Err(refusal) => {
-                record.error.get_or_insert_with(|| ErrorTrace {
-                    code: refusal.code(),
-                    message: refusal.to_string(),
-                });
-                (
-                    refuse(&refusal, &trace.trace_id, record.policy_revision.as_deref()),
-                    Outcome::from(&refusal),
-                )
-            }
+        let (mut response, outcome, refusal) = match processed {
+            Ok(forwarded) => (forwarded.response, forwarded.outcome, None),
+            Err(refusal) => (
+                refuse(&refusal, &trace.trace_id, journal.policy_revision()),
+                Outcome::from(&refusal),
+                Some(refusal),
+            ),
         };
         let headers = response.headers_mut();
         headers.insert(DECISION_HEADER, HeaderValue::from_static(outcome.label()));
         if let Ok(id) = HeaderValue::from_str(&trace.trace_id) {
             headers.insert(TRACE_HEADER, id);
         }
-        if let Some(key) = record
+        if let Some(key) = journal
             .dedup
             .as_ref()
             .and_then(|d| HeaderValue::from_str(&d.key).ok())
         {
             headers.insert(dedup::KEY_HEADER, key);
         }
-        self.record(record, outcome, response.status().as_u16(), started);
+        let ended = Ended {
+            outcome,
+            status: response.status().as_u16(),
+            refusal,
+            elapsed: started.elapsed(),
+        };
+        self.record(&trace, arrived, asked, journal, ended);
         response
     }
 
-    /// The phases of a live request, in order.
+    /// The phases of a live request, in order. What each phase finds out is noted in
+    /// the journal as it returns, for the record phase.
     async fn process(
         &self,
         request: Request<Incoming>,
         trace: &TraceContext,
-        record: &mut TraceRecord,
+        journal: &mut Journal,
     ) -> Result<Forwarded, Refusal> {
         let parsed = receive::parse(request)?;
         if let Some(id) = parsed.poll_id() {
-            return self.poll(id, &parsed.parts, record).await;
+            let user = self.verify_user(&parsed.parts)?;
+            journal.user = user.and_then(|u| u.sub);
+            return self.poll(id, &parsed.parts, journal.user.as_deref()).await;
         }
-        let routed = self.route(&parsed, record)?;
+        let routed = self.route(&parsed)?;
+        journal.route = Some(routed.index);
         let route = routed.route;
         let effective = self.check_headers(route, &parsed.parts)?;
-        let user = self.identify(route, &parsed.parts, record)?;
+        let user = self.identify(route, &parsed.parts);
+        journal.user = user.as_ref().ok().and_then(|u| u.as_ref()?.sub.clone());
         let inbound = self
-            .read(routed, parsed.parts, parsed.body, effective, user)
+            .read(routed, parsed.parts, parsed.body, effective, user?)
             .await?;
         if self.include_body {
-            record.request_body = self.redacted_body(&inbound.view, inbound.body.len());
+            journal.request_body = self.redacted_body(&inbound.view, inbound.body.len());
         }
         let decided = self.decide(route, &inbound, Value::Null);
-        record.policy_revision = Some(decided.revision);
-        record.latency_ms.policy = Some(millis(decided.elapsed));
+        journal.policy = Some((decided.revision.clone(), decided.elapsed));
+        match &decided.result {
+            Ok(decision) => journal.decision = Some(DecisionTrace::from(decision)),
+            Err(failure) => journal.policy_failure = Some(failure.to_string()),
+        }
         let parking = self.approvals.is_some();
-        match enforce::enforce(route.config.mode, parking, decided.result, record)? {
-            Enforced::Park(decision) => self.park(route, inbound, decision, trace, record).await,
+        match enforce::enforce(route.config.mode, parking, decided.result)? {
+            Enforced::Park(decision) => {
+                let (parked, id) = self
+                    .park(route, inbound, decision, &decided.revision, trace)
+                    .await?;
+                journal.parked = Some(id);
+                Ok(parked)
+            }
             Enforced::Forward { decision, outcome } => {
-                self.send(route, inbound, decision, outcome, trace, record)
-                    .await
+                let (answer, sending) = self.send(route, inbound, decision, outcome, trace).await;
+                journal.dedup = sending.dedup;
+                journal.upstream = sending.upstream;
+                answer
             }
         }
     }
@@ -242,32 +249,92 @@ impl Proxy {
         Some(json)
     }
 
-    /// Record: the request counted by route and outcome, timed, and its trace line
-    /// written.
-    fn record(&self, mut record: TraceRecord, outcome: Outcome, status: u16, started: Instant) {
-        let elapsed = started.elapsed();
-        let route = record.route.as_deref().unwrap_or("none");
+    /// Record, last: the request counted by route and outcome, timed, and its trace
+    /// line built from the journal and written.
+    fn record(
+        &self,
+        trace: &TraceContext,
+        arrived: SystemTime,
+        asked: Asked,
+        journal: Journal,
+        ended: Ended,
+    ) {
+        let route = journal.route.and_then(|i| self.routes.get(i));
+        let route_name = route.map_or("none", |r| r.config.name.as_str());
         self.metrics
             .requests
-            .with_label_values(&[route, outcome.label()])
+            .with_label_values(&[route_name, ended.outcome.label()])
             .inc();
-        match self
-            .routes
-            .iter()
-            .find(|r| Some(&r.config.name) == record.route.as_ref())
-        {
-            Some(r) => r.metrics.request_duration.observe(elapsed.as_secs_f64()),
+        let seconds = ended.elapsed.as_secs_f64();
+        match route {
+            Some(r) => r.metrics.request_duration.observe(seconds),
             None => self
                 .metrics
                 .request_duration
                 .with_label_values(&["none"])
-                .observe(elapsed.as_secs_f64()),
+                .observe(seconds),
         }
-        record.outcome = outcome.label();
-        record.status = status;
-        record.latency_ms.total = millis(elapsed);
-        self.traces.emit(record);
+        // A policy failure is the policy's error even on a dry-run route, which
+        // forwards regardless; otherwise the refusal lastmile answered with.
+        let error = match (&journal.policy_failure, &ended.refusal) {
+            (Some(message), _) => Some(ErrorTrace {
+                code: Refusal::PolicyError.code(),
+                message: message.clone(),
+            }),
+            (None, Some(refusal)) => Some(ErrorTrace {
+                code: refusal.code(),
+                message: refusal.to_string(),
+            }),
+            (None, None) => None,
+        };
+        let (policy_revision, policy_time) = journal.policy.unzip();
+        self.traces.emit(TraceRecord {
+            trace_id: trace.trace_id.clone(),
+            span_id: trace.span_id.clone(),
+            parent_span_id: trace.parent_span_id.clone(),
+            time: humantime::format_rfc3339_micros(arrived).to_string(),
+            route: route.map(|r| r.config.name.clone()),
+            mode: route.map(|r| r.config.mode.as_str()),
+            user: journal.user,
+            method: asked.method,
+            path: asked.path,
+            outcome: ended.outcome.label(),
+            status: ended.status,
+            decision: journal.decision,
+            policy_revision,
+            error,
+            upstream: journal.upstream,
+            dedup: journal.dedup,
+            latency_ms: Latency {
+                total: millis(ended.elapsed),
+                policy: policy_time.map(millis),
+            },
+            request_body: journal.request_body,
+            approval: journal.parked.map(|id| ApprovalTrace {
+                id,
+                from: None,
+                to: "pending",
+                actor: None,
+                comment: None,
+                failure: None,
+            }),
+        });
     }
+}
+
+/// What the agent asked for, as the trace names it: the method and the path as
+/// received, without the query (queries can carry secrets).
+struct Asked {
+    method: String,
+    path: String,
+}
+
+/// How the request ended.
+struct Ended {
+    outcome: Outcome,
+    status: u16,
+    refusal: Option<Refusal>,
+    elapsed: std::time::Duration,
 }
 
 /// A refusal lastmile makes itself.

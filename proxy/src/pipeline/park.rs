@@ -15,7 +15,6 @@ use crate::policy::decision::Decision;
 use crate::refusal::Refusal;
 use crate::response::{json_response, ResponseBody};
 use crate::trace::context::TraceContext;
-use crate::trace::record::{ApprovalTrace, TraceRecord};
 use crate::trace::redact;
 use bytes::Bytes;
 use http::{Method, Response, StatusCode};
@@ -27,14 +26,15 @@ impl Proxy {
     /// Park: the request is stored durably before the agent gets its `202` (with the
     /// approval's id and poll URL); nothing goes upstream until a person approves. A
     /// store that cannot be written refuses (503, retry safe: nothing was parked).
+    /// Returns the 202 and the approval's id.
     pub(super) async fn park(
         &self,
         route: &Route,
         inbound: Inbound,
         decision: Decision,
+        policy_revision: &str,
         trace: &TraceContext,
-        record: &mut TraceRecord,
-    ) -> Result<Forwarded, Refusal> {
+    ) -> Result<(Forwarded, String), Refusal> {
         let reasons = decision.approval.clone();
         let approvals = self
             .approvals
@@ -53,7 +53,7 @@ impl Proxy {
             user_claims: user.and_then(|u| serde_json::to_value(&u.claims).ok()),
             dedup_key,
             trace_id: trace.trace_id.clone(),
-            policy_revision: record.policy_revision.clone().unwrap_or_default(),
+            policy_revision: policy_revision.to_string(),
             reasons,
             request: self.stored_request(route, &inbound),
             body: inbound.body.to_vec(),
@@ -71,18 +71,11 @@ impl Proxy {
             Refusal::ApprovalStoreUnavailable
         })?;
         let a = &parked.approval;
-        record.approval = Some(ApprovalTrace {
-            id: a.id.clone(),
-            from: None,
-            to: "pending",
-            actor: None,
-            comment: None,
-            failure: None,
-        });
-        Ok(Forwarded {
+        let forwarded = Forwarded {
             response: accepted(a, trace),
             outcome: Outcome::PendingApproval,
-        })
+        };
+        Ok((forwarded, a.id.clone()))
     }
 
     /// What execution needs of the request, later: everything but the credentials and

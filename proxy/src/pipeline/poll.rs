@@ -5,32 +5,24 @@ use super::outcome::Outcome;
 use super::{Forwarded, Proxy};
 use crate::approval;
 use crate::refusal::Refusal;
-use crate::trace::record::TraceRecord;
 use http::Method;
 
 impl Proxy {
     /// `GET /_lastmile/approvals/{id}` on the data port: the agent polls its approval,
-    /// authenticated as the same acting user that made the request.
+    /// authenticated as the same acting user that made the request (`sub`, verified
+    /// by the caller).
     pub(super) async fn poll(
         &self,
         id: &str,
         parts: &http::request::Parts,
-        record: &mut TraceRecord,
+        sub: Option<&str>,
     ) -> Result<Forwarded, Refusal> {
         let approvals = self.approvals.as_ref().ok_or(Refusal::NoRoute)?;
         if parts.method != Method::GET {
             return Err(Refusal::BadPath("approvals are polled with GET"));
         }
-        let user = match &self.identity {
-            Some(verifier) => verifier
-                .identify(&parts.headers)
-                .map_err(Refusal::Unauthenticated)?,
-            None => None,
-        };
-        let sub = user.as_ref().and_then(|u| u.sub.clone());
-        record.user = sub.clone();
         let wait = approval::poll::wait_from_query(parts.uri.query(), approvals.config.max_wait)?;
-        let response = approval::poll::poll(approvals, id, sub.as_deref(), wait).await?;
+        let response = approval::poll::poll(approvals, id, sub, wait).await?;
         Ok(Forwarded {
             response,
             outcome: Outcome::ApprovalStatus,

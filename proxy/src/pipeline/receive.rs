@@ -8,7 +8,6 @@ use super::request;
 use super::{Proxy, Route};
 use crate::identity::{User, Verifier};
 use crate::refusal::Refusal;
-use crate::trace::record::TraceRecord;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{Method, Request};
@@ -51,6 +50,8 @@ pub(super) fn parse(request: Request<Incoming>) -> Result<Parsed, Refusal> {
 /// Where a request goes: its route, the path below the route's prefix, and that path's
 /// decoded segments (refusing paths an upstream could normalise differently).
 pub(super) struct Routed<'p> {
+    /// The route's place in the proxy's routes.
+    pub index: usize,
     pub route: &'p Route,
     pub path: String,
     pub segments: Vec<String>,
@@ -58,20 +59,15 @@ pub(super) struct Routed<'p> {
 
 impl Proxy {
     /// Route: the configured route the request matches (fail closed: none matches, 404).
-    pub(super) fn route(
-        &self,
-        parsed: &Parsed,
-        record: &mut TraceRecord,
-    ) -> Result<Routed<'_>, Refusal> {
+    pub(super) fn route(&self, parsed: &Parsed) -> Result<Routed<'_>, Refusal> {
         let matched = self
             .table
             .find(&parsed.parts.uri, parsed.absolute_form)
             .ok_or(Refusal::NoRoute)?;
         let route = self.routes.get(matched.index).ok_or(Refusal::NoRoute)?;
-        record.route = Some(route.config.name.clone());
-        record.mode = Some(route.config.mode.as_str());
         let segments = request::path_segments(matched.path)?;
         Ok(Routed {
+            index: matched.index,
             route,
             path: matched.path.to_string(),
             segments,
@@ -105,23 +101,23 @@ impl Proxy {
 
     /// Identify: the acting user from a verified token, when the request carries one;
     /// refused when the token is bad, or missing on a route that requires a user.
-    pub(super) fn identify(
-        &self,
-        route: &Route,
-        parts: &Parts,
-        record: &mut TraceRecord,
-    ) -> Result<Option<User>, Refusal> {
-        let user = match &self.identity {
-            Some(verifier) => verifier
-                .identify(&parts.headers)
-                .map_err(Refusal::Unauthenticated)?,
-            None => None,
-        };
-        record.user = user.as_ref().and_then(|u| u.sub.clone());
+    pub(super) fn identify(&self, route: &Route, parts: &Parts) -> Result<Option<User>, Refusal> {
+        let user = self.verify_user(parts)?;
         if route.config.require_user && user.is_none() {
             return Err(Refusal::UserRequired);
         }
         Ok(user)
+    }
+
+    /// The acting user of a verified token, when identity is configured and the request
+    /// carries one; a bad token is refused.
+    pub(super) fn verify_user(&self, parts: &Parts) -> Result<Option<User>, Refusal> {
+        match &self.identity {
+            Some(verifier) => verifier
+                .identify(&parts.headers)
+                .map_err(Refusal::Unauthenticated),
+            None => Ok(None),
+        }
     }
 
     /// Read the body: whole, bounded in size and time, parsed for the policy (JSON or a

@@ -3,6 +3,7 @@
 
 use super::dedup::{self, Step};
 use super::inbound::Inbound;
+use super::journal::Sending;
 use super::outcome::{DedupResult, Outcome};
 use super::{Forwarded, Proxy, Route};
 use crate::config::Mode;
@@ -11,7 +12,7 @@ use crate::policy::decision::Decision;
 use crate::refusal::Refusal;
 use crate::response::{replay, respond};
 use crate::trace::context::TraceContext;
-use crate::trace::record::{millis, DedupTrace, TraceRecord, UpstreamTrace};
+use crate::trace::record::{millis, DedupTrace, UpstreamTrace};
 use crate::upstream;
 use bytes::Bytes;
 use http::{HeaderValue, Request};
@@ -43,7 +44,8 @@ impl Proxy {
     /// Send: builds the upstream request and sends it, at most once per dedup intent. A
     /// refusal before sending (credential, dedup store) is lastmile's or the window's and
     /// a retry may succeed; after sending, the upstream's failure says whether the
-    /// outcome is unknown (then a retry is not safe).
+    /// outcome is unknown (then a retry is not safe). Besides the answer, it tells what
+    /// the window and the upstream did.
     pub(super) async fn send(
         &self,
         route: &Route,
@@ -51,51 +53,66 @@ impl Proxy {
         decision: Option<Decision>,
         outcome: Outcome,
         trace: &TraceContext,
-        record: &mut TraceRecord,
-    ) -> Result<Forwarded, Refusal> {
+    ) -> (Result<Forwarded, Refusal>, Sending) {
+        let mut sending = Sending::default();
         let attempt = self.attempt(route, &inbound, decision.as_ref());
         let request =
-            inbound.upstream_request(route, self.identity.as_ref(), decision.as_ref(), trace)?;
+            match inbound.upstream_request(route, self.identity.as_ref(), decision.as_ref(), trace)
+            {
+                Ok(request) => request,
+                Err(refusal) => return (Err(refusal), sending),
+            };
         let Some(attempt) = attempt else {
-            return self.forward(route, request, outcome, record).await;
+            let (answer, upstream) = self.forward(route, request, outcome).await;
+            sending.upstream = Some(upstream);
+            return (answer, sending);
         };
-        record.dedup = Some(DedupTrace {
-            key: attempt.key.to_string(),
-            result: DedupResult::First.label(),
-        });
+        let key = attempt.key.to_string();
         let begun =
             crate::dedup::begin_or_wait(self.dedup.as_ref(), &attempt, route.config.dedup.wait)
                 .await;
-        let (result, refusal) = match begun.map(Step::from) {
+        let (result, answer) = match begun.map(Step::from) {
             Ok(Step::Lead { token }) => {
+                // Counted before the exchange: a duplicate arriving meanwhile sees it.
+                self.count_dedup(route, DedupResult::First);
                 let exchange = self.exchange(route, &attempt, token, request);
-                return self.lead(route, exchange, outcome, record).await;
+                let (answer, upstream) = self.lead(route, exchange, outcome).await;
+                sending.upstream = upstream;
+                sending.dedup = Some(DedupTrace {
+                    key,
+                    result: DedupResult::First.label(),
+                });
+                return (answer, sending);
             }
-            Ok(Step::Replay(stored)) => {
-                self.count_dedup(route, record, DedupResult::Replayed);
-                return Ok(Forwarded {
+            Ok(Step::Replay(stored)) => (
+                DedupResult::Replayed,
+                Ok(Forwarded {
                     response: replay(stored),
                     outcome: Outcome::Replayed,
-                });
-            }
-            Ok(Step::Refuse { result, refusal }) => (result, refusal),
+                }),
+            ),
+            Ok(Step::Refuse { result, refusal }) => (result, Err(refusal)),
             Err(e) => {
                 tracing::warn!(error = %e, route = %route.config.name, "dedup store unavailable");
                 self.metrics
                     .dedup_store_errors
                     .with_label_values(&["begin"])
                     .inc();
-                (DedupResult::StoreUnavailable, Refusal::DedupUnavailable)
+                (
+                    DedupResult::StoreUnavailable,
+                    Err(Refusal::DedupUnavailable),
+                )
             }
         };
-        self.count_dedup(route, record, result);
-        Err(refusal)
+        self.count_dedup(route, result);
+        sending.dedup = Some(DedupTrace {
+            key,
+            result: result.label(),
+        });
+        (answer, sending)
     }
 
-    fn count_dedup(&self, route: &Route, record: &mut TraceRecord, result: DedupResult) {
-        if let Some(trace) = record.dedup.as_mut() {
-            trace.result = result.label();
-        }
+    fn count_dedup(&self, route: &Route, result: DedupResult) {
         self.metrics
             .dedup
             .with_label_values(&[route.config.name.as_str(), result.label()])
@@ -108,19 +125,19 @@ impl Proxy {
         route: &Route,
         request: Request<Full<Bytes>>,
         outcome: Outcome,
-        record: &mut TraceRecord,
-    ) -> Result<Forwarded, Refusal> {
+    ) -> (Result<Forwarded, Refusal>, UpstreamTrace) {
         let sent_at = Instant::now();
         let result = upstream::send(&route.client, request, route.config.timeout).await;
         let status = result.as_ref().ok().map(|r| r.status().as_u16());
-        self.record_upstream(route, record, status, sent_at.elapsed());
-        match result {
+        let upstream = self.time_upstream(route, status, sent_at.elapsed());
+        let answer = match result {
             Ok(response) => Ok(Forwarded {
                 response: respond(response),
                 outcome,
             }),
             Err(failure) => Err(failure.into()),
-        }
+        };
+        (answer, upstream)
     }
 
     /// The exchange of a key's holder: the route's client and limits, and the key sent
@@ -156,13 +173,11 @@ impl Proxy {
         route: &Route,
         exchange: dedup::Exchange,
         outcome: Outcome,
-        record: &mut TraceRecord,
-    ) -> Result<Forwarded, Refusal> {
-        self.count_dedup(route, record, DedupResult::First);
-        let led = tokio::spawn(exchange.run())
-            .await
-            .map_err(|_| Refusal::UpstreamFailed)?;
-        self.record_upstream(route, record, led.upstream_status, led.upstream_time);
+    ) -> (Result<Forwarded, Refusal>, Option<UpstreamTrace>) {
+        let Ok(led) = tokio::spawn(exchange.run()).await else {
+            return (Err(Refusal::UpstreamFailed), None);
+        };
+        let upstream = self.time_upstream(route, led.upstream_status, led.upstream_time);
         if let Some(error) = led.store_error {
             tracing::error!(%error, route = %route.config.name, "recording a dedup outcome failed; duplicates will see the lease lapse");
             self.metrics
@@ -170,23 +185,24 @@ impl Proxy {
                 .with_label_values(&["finish"])
                 .inc();
         }
-        led.response.map(|response| Forwarded { response, outcome })
+        let answer = led.response.map(|response| Forwarded { response, outcome });
+        (answer, Some(upstream))
     }
 
-    fn record_upstream(
+    /// Counts the upstream's time and describes the exchange for the trace.
+    fn time_upstream(
         &self,
         route: &Route,
-        record: &mut TraceRecord,
         status: Option<u16>,
         elapsed: Duration,
-    ) {
+    ) -> UpstreamTrace {
         route
             .metrics
             .upstream_duration
             .observe(elapsed.as_secs_f64());
-        record.upstream = Some(UpstreamTrace {
+        UpstreamTrace {
             status,
             latency_ms: millis(elapsed),
-        });
+        }
     }
 }

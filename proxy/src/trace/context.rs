@@ -10,6 +10,8 @@ use std::cell::Cell;
 pub struct TraceContext {
     pub trace_id: String,
     pub span_id: String,
+    /// The caller's span (from its `traceparent`): lastmile's span is its child.
+    pub parent_span_id: Option<String>,
     flags: String,
 }
 
@@ -22,14 +24,20 @@ impl TraceContext {
             .and_then(parse_traceparent);
         let span_id = random_hex::<8>();
         match inbound {
-            Some((trace_id, flags)) => TraceContext {
+            Some(Parent {
+                trace_id,
+                parent_span_id,
+                flags,
+            }) => TraceContext {
                 trace_id,
                 span_id,
+                parent_span_id: Some(parent_span_id),
                 flags,
             },
             None => TraceContext {
                 trace_id: random_hex::<16>(),
                 span_id,
+                parent_span_id: None,
                 flags: "01".into(),
             },
         }
@@ -41,6 +49,7 @@ impl TraceContext {
         TraceContext {
             trace_id: trace_id.to_string(),
             span_id: random_hex::<8>(),
+            parent_span_id: None,
             flags: "01".into(),
         }
     }
@@ -60,8 +69,15 @@ impl TraceContext {
     }
 }
 
-/// Returns the trace id and flags of a valid version-00-compatible traceparent.
-fn parse_traceparent(value: &str) -> Option<(String, String)> {
+/// What a valid `traceparent` says.
+struct Parent {
+    trace_id: String,
+    parent_span_id: String,
+    flags: String,
+}
+
+/// Parses a valid version-00-compatible traceparent.
+fn parse_traceparent(value: &str) -> Option<Parent> {
     let mut parts = value.trim().split('-');
     let (version, trace_id, parent, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
@@ -76,7 +92,11 @@ fn parse_traceparent(value: &str) -> Option<(String, String)> {
         && lower_hex(flags, 2)
         && trace_id.bytes().any(|b| b != b'0')
         && parent.bytes().any(|b| b != b'0');
-    valid.then(|| (trace_id.to_string(), flags.to_string()))
+    valid.then(|| Parent {
+        trace_id: trace_id.to_string(),
+        parent_span_id: parent.to_string(),
+        flags: flags.to_string(),
+    })
 }
 
 thread_local! {
@@ -142,6 +162,7 @@ mod tests {
         assert_eq!(c.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_ne!(c.span_id, "00f067aa0ba902b7");
         assert_eq!(c.span_id.len(), 16);
+        assert_eq!(c.parent_span_id.as_deref(), Some("00f067aa0ba902b7"));
     }
 
     #[test]
@@ -156,6 +177,7 @@ mod tests {
             let c = ctx(bad);
             assert_eq!(c.trace_id.len(), 32);
             assert!(!bad.contains(&c.trace_id), "{bad}");
+            assert_eq!(c.parent_span_id, None, "{bad}");
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The shape of one decision trace line (documented in the README).
 
-use crate::policy::decision::Reason;
+use crate::policy::decision::{Decision, Reason, Verdict};
 use serde::Serialize;
 
 /// One request, from arrival to response head.
@@ -8,6 +8,9 @@ use serde::Serialize;
 pub struct TraceRecord {
     pub trace_id: String,
     pub span_id: String,
+    /// The agent's span this call was made under (from its `traceparent`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_span_id: Option<String>,
     /// RFC 3339 time the request arrived.
     pub time: String,
     pub route: Option<String>,
@@ -60,6 +63,34 @@ pub struct DecisionTrace {
     pub approval: Vec<Reason>,
     pub dedup: bool,
     pub obligations: Vec<String>,
+}
+
+impl From<&Decision> for DecisionTrace {
+    /// The decision as the trace records it: verdict, reasons, whether a dedup intent
+    /// was named, and the obligations by name (never their values).
+    fn from(decision: &Decision) -> DecisionTrace {
+        DecisionTrace {
+            verdict: match decision.verdict() {
+                Verdict::Deny => "deny",
+                Verdict::Approval => "approval",
+                Verdict::Allow => "allow",
+            },
+            deny: decision.deny.clone(),
+            approval: decision.approval.clone(),
+            dedup: decision.dedup.is_some(),
+            obligations: decision
+                .add_headers
+                .iter()
+                .map(|(name, _)| format!("header:{name}"))
+                .chain(
+                    decision
+                        .add_query
+                        .iter()
+                        .map(|(name, _)| format!("query:{name}")),
+                )
+                .collect(),
+        }
+    }
 }
 
 /// The request's dedup key (hex SHA-256) and what the window did with it.
