@@ -4,11 +4,19 @@
 package lastmile
 
 # The decision document lastmile reads (see the README, "Policy contract").
-decision := {
-	"deny": deny,
-	"approval": approval,
-	"add_query": add_query,
-}
+decision := object.union(
+	{
+		"deny": deny,
+		"approval": approval,
+		"add_query": add_query,
+	},
+	named,
+)
+
+# The tool's name for the trace, when the request is one of the tools below.
+named := {"tool": tool}
+
+default named := {}
 
 segments := input.request.segments
 

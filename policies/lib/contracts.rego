@@ -27,6 +27,12 @@ tool := name if {
 	count([i | some i, p in t.path; p != segments[i]; not startswith(p, ":")]) == 0
 }
 
+# The tool's name for the decision: `{"tool": name}`, or `{}` when no tool matches. The
+# trace records which tool a call was.
+named := {"tool": tool}
+
+default named := {}
+
 # The matched tool's contract: `data.tools[tool]`.
 spec := tools[tool] if {
 	tools := data.tools

@@ -75,6 +75,14 @@ test_literal_path_matches if {
 	contracts.tool == "list_things" with input as req("GET", ["v1", "things"], null) with data.tools as tools
 }
 
+test_named_gives_the_tool_for_the_decision if {
+	contracts.named == {"tool": "list_things"} with input as req("GET", ["v1", "things"], null) with data.tools as tools
+}
+
+test_named_is_empty_when_no_tool_matches if {
+	contracts.named == {} with input as req("DELETE", ["v1", "things"], null) with data.tools as tools
+}
+
 test_placeholder_matches_any_segment if {
 	contracts.tool == "get_thing" with input as req("GET", ["v1", "things", "whatever"], null) with data.tools as tools
 }

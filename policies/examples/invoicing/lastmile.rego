@@ -11,11 +11,11 @@ package lastmile
 
 # The decision document lastmile reads (see the README, "Policy contract"): the union of
 # every package's reasons, the scope filter for searches, and the dedup intent.
-decision := object.union(
+decision := object.union(object.union(
 	{
 		"deny": ((data.lastmile.lib.contracts.deny | data.lastmile.lib.scope.deny) | data.lastmile.lib.amounts.deny) | data.lastmile.lib.recipients.deny,
 		"approval": data.lastmile.lib.amounts.approval,
 		"add_query": data.lastmile.lib.scope.add_query,
 	},
 	data.lastmile.lib.dedup.obligation,
-)
+), data.lastmile.lib.contracts.named)

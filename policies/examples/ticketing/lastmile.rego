@@ -11,14 +11,14 @@
 package lastmile
 
 # The decision document lastmile reads (see the README, "Policy contract").
-decision := object.union(
+decision := object.union(object.union(
 	{
 		"deny": ((data.lastmile.lib.contracts.deny | data.lastmile.lib.scope.deny) | data.lastmile.lib.amounts.deny) | data.lastmile.lib.recipients.deny,
 		"approval": data.lastmile.lib.amounts.approval | approval,
 		"add_headers": object.union(data.lastmile.lib.scope.add_headers, acting_user),
 	},
 	data.lastmile.lib.dedup.obligation,
-)
+), data.lastmile.lib.contracts.named)
 
 # Closing a high-priority ticket needs a person's approval (ticket priorities are in
 # data.records.tickets).

@@ -29,6 +29,8 @@ pub struct DedupIntent {
 /// A parsed, well-formed decision.
 #[derive(Debug, Clone, Default)]
 pub struct Decision {
+    /// The tool the request calls, as the policy names it (for the trace).
+    pub tool: Option<String>,
     pub deny: Vec<Reason>,
     pub approval: Vec<Reason>,
     pub dedup: Option<DedupIntent>,
@@ -66,7 +68,14 @@ fn err<T>(message: impl Into<String>) -> Result<T, DecisionError> {
     Err(DecisionError(message.into()))
 }
 
-const TOP_LEVEL_KEYS: [&str; 5] = ["deny", "approval", "dedup", "add_headers", "add_query"];
+const TOP_LEVEL_KEYS: [&str; 6] = [
+    "tool",
+    "deny",
+    "approval",
+    "dedup",
+    "add_headers",
+    "add_query",
+];
 
 /// Parses the value of the decision entry point.
 pub fn parse(value: &Value) -> Result<Decision, DecisionError> {
@@ -92,6 +101,7 @@ pub fn parse(value: &Value) -> Result<Decision, DecisionError> {
             .filter(|v| !matches!(v, Value::Null))
     };
     Ok(Decision {
+        tool: field("tool").map(tool).transpose()?,
         deny: field("deny")
             .map(|v| reasons("deny", v))
             .transpose()?
@@ -110,6 +120,21 @@ pub fn parse(value: &Value) -> Result<Decision, DecisionError> {
             .transpose()?
             .unwrap_or_default(),
     })
+}
+
+/// Longer tool names are a contract mistake, not a name.
+const MAX_TOOL_NAME: usize = 128;
+
+fn tool(value: &Value) -> Result<String, DecisionError> {
+    match value {
+        Value::String(name) if !name.is_empty() && name.len() <= MAX_TOOL_NAME => {
+            Ok(name.to_string())
+        }
+        Value::String(_) => err(format!(
+            "tool must be a non-empty string of at most {MAX_TOOL_NAME} bytes"
+        )),
+        other => err(format!("tool must be a string, got {}", type_name(other))),
+    }
 }
 
 fn type_name(value: &Value) -> &'static str {

@@ -129,3 +129,16 @@ fn every_malformed_shape_is_an_error() {
         assert!(parse(&case).is_err(), "{name} should be refused");
     }
 }
+
+#[test]
+fn the_tool_is_a_name_or_absent() -> Result<(), DecisionError> {
+    let d = parse(&value(r#"{"tool": "send_reminder"}"#))?;
+    assert_eq!(d.tool.as_deref(), Some("send_reminder"));
+    assert_eq!(parse(&value(r#"{"tool": null}"#))?.tool, None);
+    for bad in [r#"{"tool": 3}"#, r#"{"tool": ""}"#, r#"{"tool": ["a"]}"#] {
+        assert!(parse(&value(bad)).is_err(), "{bad}");
+    }
+    let long = format!(r#"{{"tool": "{}"}}"#, "t".repeat(129));
+    assert!(parse(&value(&long)).is_err());
+    Ok(())
+}
