@@ -23,12 +23,14 @@ pub const NEVER_STORED: [&str; 3] = CREDENTIALS;
 
 /// Removed from every upstream request (besides hop-by-hop ones): the agent's own
 /// credentials must not reach the upstream, which gets the route's credential; `Host`
-/// is the upstream's, and `Content-Length` is recomputed from the body actually sent.
-pub const NEVER_FORWARDED: [HeaderName; 4] = [
+/// is the upstream's, and `Content-Length` is recomputed from the body actually sent;
+/// the user's words (`lastmile-user-input`) are for the trace, not the tool.
+pub const NEVER_FORWARDED: [HeaderName; 5] = [
     header::HOST,
     header::AUTHORIZATION,
     header::COOKIE,
     header::CONTENT_LENGTH,
+    HeaderName::from_static("lastmile-user-input"),
 ];
 
 /// Not kept for a dedup replay or an approval's stored answer: a session (`Set-Cookie`)

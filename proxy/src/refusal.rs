@@ -84,6 +84,16 @@ pub enum Refusal {
     ApprovalNotFound,
     #[error("this approval belongs to another acting user")]
     ApprovalForbidden,
+    #[error("{0}")]
+    BadUserInput(&'static str),
+    #[error("{0}")]
+    InvalidAnnotation(String),
+    #[error("no recent call has this trace id")]
+    TraceNotFound,
+    #[error("this trace's calls were made by another acting user")]
+    TraceForbidden,
+    #[error("too many annotations; retry shortly")]
+    RateLimited,
 }
 
 impl From<UpstreamFailure> for Refusal {
@@ -133,6 +143,10 @@ impl Refusal {
             }
             Refusal::ApprovalNotFound => StatusCode::NOT_FOUND,
             Refusal::ApprovalForbidden => StatusCode::FORBIDDEN,
+            Refusal::BadUserInput(_) | Refusal::InvalidAnnotation(_) => StatusCode::BAD_REQUEST,
+            Refusal::TraceNotFound => StatusCode::NOT_FOUND,
+            Refusal::TraceForbidden => StatusCode::FORBIDDEN,
+            Refusal::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -173,6 +187,11 @@ impl Refusal {
             Refusal::ApprovalStoreUnavailable => "approval_store_unavailable",
             Refusal::ApprovalNotFound => "approval_not_found",
             Refusal::ApprovalForbidden => "approval_forbidden",
+            Refusal::BadUserInput(_) => "bad_user_input",
+            Refusal::InvalidAnnotation(_) => "invalid_annotation",
+            Refusal::TraceNotFound => "trace_not_found",
+            Refusal::TraceForbidden => "trace_forbidden",
+            Refusal::RateLimited => "rate_limited",
         }
     }
 
@@ -183,7 +202,8 @@ impl Refusal {
             | Refusal::DedupFull
             | Refusal::DedupUnavailable
             | Refusal::Overloaded
-            | Refusal::ApprovalStoreUnavailable => Some(1),
+            | Refusal::ApprovalStoreUnavailable
+            | Refusal::RateLimited => Some(1),
             // The same request gets the same answer, or the outcome is the upstream's:
             // no wait makes a retry succeed.
             Refusal::NoRoute
@@ -214,7 +234,11 @@ impl Refusal {
             | Refusal::OutcomeUnknown(_)
             | Refusal::CompletedNotRetained(_)
             | Refusal::ApprovalNotFound
-            | Refusal::ApprovalForbidden => None,
+            | Refusal::ApprovalForbidden
+            | Refusal::BadUserInput(_)
+            | Refusal::InvalidAnnotation(_)
+            | Refusal::TraceNotFound
+            | Refusal::TraceForbidden => None,
         }
     }
 

@@ -99,7 +99,7 @@ fn eval_prints_the_decision_and_the_outcome() -> Result<()> {
     ensure!(report["outcome"] == "deny (403 denied)", "{report}");
     ensure!(report["deny"][0]["code"] == "bad_id", "{report}");
     ensure!(
-        report["rules"]["bad_id"][0] == "lastmile.rego:84",
+        report["rules"]["bad_id"][0] == "lastmile.rego:92",
         "{report}"
     );
     Ok(())

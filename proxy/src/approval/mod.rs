@@ -17,7 +17,7 @@ pub mod webhook;
 use crate::config::ApprovalConfig;
 use crate::dedup::clock::Clock;
 use crate::metrics::Metrics;
-use crate::trace::record::{ApprovalTrace, Latency, TraceRecord};
+use crate::trace::record::{ApprovalTrace, Executed, RecordKind, TraceRecord};
 use crate::trace::TraceSink;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -90,7 +90,7 @@ impl Approvals {
         if parked.created {
             let approval = &parked.approval;
             self.count(approval, State::Pending);
-            self.trace(approval, None, State::Pending, None);
+            self.trace(approval, None, State::Pending, None, None);
             self.refresh_pending().await;
             if let Some(webhook) = &self.webhook {
                 webhook.announce(approval);
@@ -128,6 +128,17 @@ impl Approvals {
         id: &str,
         transition: Transition,
     ) -> Result<Transitioned, StoreError> {
+        self.transition_traced(id, transition, None).await
+    }
+
+    /// [`Approvals::transition`], its trace record completed with what an execution
+    /// did.
+    pub async fn transition_traced(
+        &self,
+        id: &str,
+        transition: Transition,
+        executed: Option<Executed>,
+    ) -> Result<Transitioned, StoreError> {
         let owned_id = id.to_string();
         let t = transition.clone();
         let result = self.blocking(move |s| s.transition(&owned_id, &t)).await?;
@@ -147,6 +158,7 @@ impl Approvals {
                 Some(transition.from),
                 transition.to,
                 Some(&transition.actor),
+                executed,
             );
             self.changed.send_modify(|v| *v = v.wrapping_add(1));
         }
@@ -254,9 +266,18 @@ impl Approvals {
     }
 
     /// One trace line per transition, under the parked request's trace id.
-    fn trace(&self, approval: &Approval, from: Option<State>, to: State, actor: Option<&str>) {
+    fn trace(
+        &self,
+        approval: &Approval,
+        from: Option<State>,
+        to: State,
+        actor: Option<&str>,
+        executed: Option<Executed>,
+    ) {
         let failure = approval.failure.as_ref().filter(|_| to.is_final());
+        let executed = executed.unwrap_or_default();
         self.traces.emit(TraceRecord {
+            kind: RecordKind::Approval,
             trace_id: approval.trace_id.clone(),
             span_id: crate::trace::context::TraceContext::new_span_id(),
             parent_span_id: None,
@@ -264,17 +285,25 @@ impl Approvals {
             route: Some(approval.route.clone()),
             mode: Some("enforce"),
             user: approval.user.clone(),
+            user_claims: None,
+            user_input: None,
+            tool: executed.tool,
             method: approval.request.method.clone(),
             path: approval.request.received_path.clone(),
             outcome: outcome(to),
             status: approval.response.as_ref().map_or(0, |r| r.status),
-            decision: None,
-            policy_revision: Some(approval.policy_revision.clone()),
+            decision: executed.decision,
+            policy_revision: executed
+                .policy_revision
+                .or_else(|| Some(approval.policy_revision.clone())),
             error: None,
-            upstream: None,
+            upstream: executed.upstream,
             dedup: None,
-            latency_ms: Latency::default(),
+            latency_ms: executed.latency_ms,
             request_body: None,
+            call: executed.call,
+            response: executed.response,
+            annotation: None,
             approval: Some(ApprovalTrace {
                 id: approval.id.clone(),
                 from: from.map(State::as_str),

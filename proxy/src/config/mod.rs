@@ -6,7 +6,7 @@ pub mod raw;
 mod reserved;
 
 pub use dedup::{DedupConfig, DedupStoreConfig, RedisSettings};
-pub use reserved::{DATA_PREFIX, POLL_PATH};
+pub use reserved::{DATA_PREFIX, POLL_PATH, TRACES_PATH};
 
 use anyhow::{bail, Context, Result};
 use http::uri::{Scheme, Uri};
@@ -188,6 +188,13 @@ pub struct TraceConfig {
     pub output: TraceOutput,
     pub ring_size: usize,
     pub include_body: bool,
+    /// Record the policy's input document (redacted) with each call.
+    pub include_input: bool,
+    /// Record the upstream's JSON body (redacted) up to `response_body_limit`.
+    pub include_response_body: bool,
+    pub response_body_limit: usize,
+    /// The acting user's claims each record names.
+    pub user_claims: Vec<String>,
     pub redact_fields: Vec<String>,
 }
 
@@ -276,6 +283,10 @@ impl Config {
                 },
                 ring_size: raw.trace.ring_size,
                 include_body: raw.trace.include_body,
+                include_input: raw.trace.include_input,
+                include_response_body: raw.trace.include_response_body,
+                response_body_limit: raw.trace.response_body_limit,
+                user_claims: raw.trace.user_claims.clone(),
                 redact_fields: raw
                     .trace
                     .redact_fields

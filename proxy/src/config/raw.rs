@@ -277,6 +277,14 @@ pub struct RawTrace {
     pub ring_size: usize,
     #[serde(default)]
     pub include_body: bool,
+    #[serde(default = "default_true")]
+    pub include_input: bool,
+    #[serde(default)]
+    pub include_response_body: bool,
+    #[serde(default = "default_response_body_limit")]
+    pub response_body_limit: usize,
+    #[serde(default = "default_user_claims")]
+    pub user_claims: Vec<String>,
     #[serde(default = "default_redact_fields")]
     pub redact_fields: Vec<String>,
 }
@@ -287,6 +295,10 @@ impl Default for RawTrace {
             output: default_trace_output(),
             ring_size: default_ring_size(),
             include_body: false,
+            include_input: true,
+            include_response_body: false,
+            response_body_limit: default_response_body_limit(),
+            user_claims: default_user_claims(),
             redact_fields: default_redact_fields(),
         }
     }
@@ -417,6 +429,12 @@ fn default_trace_output() -> String {
 }
 fn default_ring_size() -> usize {
     1024
+}
+fn default_response_body_limit() -> usize {
+    16 * 1024
+}
+fn default_user_claims() -> Vec<String> {
+    ["sub", "scope", "roles"].map(String::from).to_vec()
 }
 fn default_redact_fields() -> Vec<String> {
     [

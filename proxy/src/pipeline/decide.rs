@@ -15,6 +15,8 @@ pub(super) struct Decided {
     pub revision: String,
     /// Input building plus evaluation.
     pub elapsed: Duration,
+    /// The input document the policy judged.
+    pub input: Value,
 }
 
 impl Proxy {
@@ -25,7 +27,7 @@ impl Proxy {
         let policy = self.policy.current();
         let started = Instant::now();
         let input = inbound.input(route, self.identity.as_ref(), approval);
-        let result = decide::decide(&policy, input);
+        let result = decide::decide(&policy, input.clone());
         let elapsed = started.elapsed();
         route.metrics.policy_duration.observe(elapsed.as_secs_f64());
         if let Err(failure) = &result {
@@ -38,6 +40,7 @@ impl Proxy {
             result,
             revision: policy.revision().to_string(),
             elapsed,
+            input,
         }
     }
 }

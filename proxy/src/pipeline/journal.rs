@@ -11,17 +11,27 @@ pub(super) struct Journal {
     pub route: Option<usize>,
     /// The acting user's `sub`.
     pub user: Option<String>,
+    /// The acting user's verified claims (the policy's `input.user`).
+    pub claims: Option<regorus::Value>,
+    /// The user's words, from `lastmile-user-input`.
+    pub user_input: Option<String>,
+    /// The policy input document, for the trace's `arguments` and `input`.
+    pub input: Option<regorus::Value>,
     /// The request body as the trace shows it (redacted), when configured.
     pub request_body: Option<serde_json::Value>,
     /// The bundle revision that judged the request, and how long judging took.
     pub policy: Option<(String, Duration)>,
     pub decision: Option<DecisionTrace>,
+    /// The tool the decision named.
+    pub tool: Option<String>,
     /// Why the policy gave no usable decision.
     pub policy_failure: Option<String>,
     pub dedup: Option<DedupTrace>,
     pub upstream: Option<UpstreamTrace>,
     /// The approval a parked request waits in.
     pub parked: Option<String>,
+    /// The record of an annotation, which stands in for the call's own.
+    pub annotation: Option<crate::trace::record::TraceRecord>,
 }
 
 impl Journal {

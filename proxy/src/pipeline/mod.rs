@@ -10,6 +10,7 @@
 //! needs or a [`Refusal`]; every answer is recorded (metrics and trace) in one place,
 //! last.
 
+mod annotate;
 pub mod approved;
 pub mod decide;
 pub mod dedup;
@@ -23,6 +24,7 @@ pub mod outcome;
 mod park;
 mod poll;
 mod receive;
+mod record;
 pub mod request;
 mod send;
 pub mod strict_json;
@@ -37,9 +39,7 @@ use crate::refusal::Refusal;
 use crate::response::{json_response, ResponseBody};
 use crate::route::RouteTable;
 use crate::trace::context::TraceContext;
-use crate::trace::record::{
-    millis, ApprovalTrace, DecisionTrace, ErrorTrace, Latency, TraceRecord,
-};
+use crate::trace::record::DecisionTrace;
 use crate::trace::{redact, TraceSink};
 use crate::upstream::{self, credential::Credential, UpstreamClient};
 use anyhow::Result;
@@ -48,6 +48,7 @@ use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use journal::Journal;
 use outcome::Outcome;
+use record::{Asked, Ended, TraceSettings};
 use regorus::Value;
 use request::BodyView;
 use std::sync::Arc;
@@ -77,14 +78,14 @@ pub struct Proxy {
     identity: Option<Verifier>,
     metrics: Metrics,
     traces: TraceSink,
-    include_body: bool,
-    redact_fields: Vec<String>,
+    trace: TraceSettings,
     dedup: Arc<dyn DedupStore>,
     body_read_timeout: std::time::Duration,
     /// Requests in progress; when none is left, new requests are shed (503).
     in_flight: tokio::sync::Semaphore,
     /// The approval queue, when configured; without it approvals fail closed.
     approvals: Option<Arc<Approvals>>,
+    annotations: annotate::AnnotationLimiter,
 }
 
 /// A response from upstream (or replayed, or a parked request's 202), and how lastmile
@@ -129,12 +130,12 @@ impl Proxy {
             identity,
             metrics,
             traces,
-            include_body: config.trace.include_body,
-            redact_fields: config.trace.redact_fields.clone(),
+            trace: TraceSettings::new(&config.trace),
             dedup,
             body_read_timeout: config.server.body_read_timeout,
             in_flight: tokio::sync::Semaphore::new(config.server.max_in_flight),
             approvals,
+            annotations: annotate::AnnotationLimiter::default(),
         })
     }
 
@@ -183,8 +184,7 @@ impl Proxy {
             refusal,
             elapsed: started.elapsed(),
         };
-        self.record(&trace, arrived, asked, journal, ended);
-        response
+        self.record(&trace, arrived, asked, journal, ended, response)
     }
 
     /// The phases of a live request, in order. What each phase finds out is noted in
@@ -201,22 +201,46 @@ impl Proxy {
             journal.user = user.and_then(|u| u.sub);
             return self.poll(id, &parsed.parts, journal.user.as_deref()).await;
         }
+        if let Some(trace_id) = parsed.annotated_trace() {
+            let trace_id = trace_id.to_string();
+            let user = self.verify_user(&parsed.parts)?;
+            journal.user = user.and_then(|u| u.sub);
+            let (answer, record) = self
+                .annotate(
+                    &trace_id,
+                    parsed.parts,
+                    parsed.body,
+                    journal.user.as_deref(),
+                    trace,
+                )
+                .await?;
+            journal.annotation = Some(record);
+            return Ok(answer);
+        }
         let routed = self.route(&parsed)?;
         journal.route = Some(routed.index);
         let route = routed.route;
         let effective = self.check_headers(route, &parsed.parts)?;
+        journal.user_input = user_input(&parsed.parts.headers)?;
         let user = self.identify(route, &parsed.parts);
-        journal.user = user.as_ref().ok().and_then(|u| u.as_ref()?.sub.clone());
+        if let Ok(Some(u)) = &user {
+            journal.user = u.sub.clone();
+            journal.claims = Some(u.claims.clone());
+        }
         let inbound = self
             .read(routed, parsed.parts, parsed.body, effective, user?)
             .await?;
-        if self.include_body {
+        if self.trace.include_body {
             journal.request_body = self.redacted_body(&inbound.view, inbound.body.len());
         }
         let decided = self.decide(route, &inbound, Value::Null);
         journal.policy = Some((decided.revision.clone(), decided.elapsed));
+        journal.input = Some(trace_input(decided.input, inbound.body.len()));
         match &decided.result {
-            Ok(decision) => journal.decision = Some(DecisionTrace::from(decision)),
+            Ok(decision) => {
+                journal.decision = Some(DecisionTrace::from(decision));
+                journal.tool = decision.tool.clone();
+            }
             Err(failure) => journal.policy_failure = Some(failure.to_string()),
         }
         let parking = self.approvals.is_some();
@@ -245,96 +269,9 @@ impl Proxy {
             return Some(serde_json::json!({"omitted_bytes": len}));
         }
         let mut json = serde_json::to_value(value).ok()?;
-        redact::redact(&mut json, &self.redact_fields);
+        redact::redact(&mut json, &self.trace.redact_fields);
         Some(json)
     }
-
-    /// Record, last: the request counted by route and outcome, timed, and its trace
-    /// line built from the journal and written.
-    fn record(
-        &self,
-        trace: &TraceContext,
-        arrived: SystemTime,
-        asked: Asked,
-        journal: Journal,
-        ended: Ended,
-    ) {
-        let route = journal.route.and_then(|i| self.routes.get(i));
-        let route_name = route.map_or("none", |r| r.config.name.as_str());
-        self.metrics
-            .requests
-            .with_label_values(&[route_name, ended.outcome.label()])
-            .inc();
-        let seconds = ended.elapsed.as_secs_f64();
-        match route {
-            Some(r) => r.metrics.request_duration.observe(seconds),
-            None => self
-                .metrics
-                .request_duration
-                .with_label_values(&["none"])
-                .observe(seconds),
-        }
-        // A policy failure is the policy's error even on a dry-run route, which
-        // forwards regardless; otherwise the refusal lastmile answered with.
-        let error = match (&journal.policy_failure, &ended.refusal) {
-            (Some(message), _) => Some(ErrorTrace {
-                code: Refusal::PolicyError.code(),
-                message: message.clone(),
-            }),
-            (None, Some(refusal)) => Some(ErrorTrace {
-                code: refusal.code(),
-                message: refusal.to_string(),
-            }),
-            (None, None) => None,
-        };
-        let (policy_revision, policy_time) = journal.policy.unzip();
-        self.traces.emit(TraceRecord {
-            trace_id: trace.trace_id.clone(),
-            span_id: trace.span_id.clone(),
-            parent_span_id: trace.parent_span_id.clone(),
-            time: humantime::format_rfc3339_micros(arrived).to_string(),
-            route: route.map(|r| r.config.name.clone()),
-            mode: route.map(|r| r.config.mode.as_str()),
-            user: journal.user,
-            method: asked.method,
-            path: asked.path,
-            outcome: ended.outcome.label(),
-            status: ended.status,
-            decision: journal.decision,
-            policy_revision,
-            error,
-            upstream: journal.upstream,
-            dedup: journal.dedup,
-            latency_ms: Latency {
-                total: millis(ended.elapsed),
-                policy: policy_time.map(millis),
-            },
-            request_body: journal.request_body,
-            approval: journal.parked.map(|id| ApprovalTrace {
-                id,
-                from: None,
-                to: "pending",
-                actor: None,
-                comment: None,
-                failure: None,
-            }),
-        });
-    }
-}
-
-/// What the agent asked for, as the trace names it: the method and the path as
-/// received, without the query (queries can carry secrets).
-struct Asked {
-    method: String,
-    path: String,
-}
-
-/// How the request ended.
-struct Ended {
-    outcome: Outcome,
-    status: u16,
-    refusal: Option<Refusal>,
-    elapsed: std::time::Duration,
 }
 
 /// A refusal lastmile makes itself.
@@ -350,4 +287,56 @@ fn refuse(
             .insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
+}
+
+/// The agent names the user's words behind a call in this header, percent-encoded; it
+/// is recorded, never forwarded.
+pub const USER_INPUT_HEADER: &str = "lastmile-user-input";
+/// The longest user input a call may carry (decoded).
+const MAX_USER_INPUT_BYTES: usize = 8 * 1024;
+
+/// The user's words from [`USER_INPUT_HEADER`], when sent: once, percent-encoded UTF-8,
+/// within [`MAX_USER_INPUT_BYTES`].
+fn user_input(headers: &http::HeaderMap) -> Result<Option<String>, Refusal> {
+    let mut values = headers.get_all(USER_INPUT_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Refusal::BadUserInput(
+            "lastmile-user-input was sent more than once",
+        ));
+    }
+    if value.len() > MAX_USER_INPUT_BYTES * 3 {
+        return Err(Refusal::BadUserInput("lastmile-user-input is too long"));
+    }
+    let decoded = percent_encoding::percent_decode(value.as_bytes())
+        .decode_utf8()
+        .map_err(|_| Refusal::BadUserInput("lastmile-user-input is not percent-encoded UTF-8"))?;
+    if decoded.len() > MAX_USER_INPUT_BYTES {
+        return Err(Refusal::BadUserInput("lastmile-user-input is too long"));
+    }
+    Ok(Some(decoded.into_owned()))
+}
+
+/// The input document as the trace keeps it: a body over [`TRACE_BODY_LIMIT`] is
+/// replaced by its size, which keeps the ring of recent records bounded (the document
+/// shares the request's parsed body otherwise: no copy on the request path).
+fn trace_input(mut input: Value, body_len: usize) -> Value {
+    if body_len <= TRACE_BODY_LIMIT {
+        return input;
+    }
+    let omitted = Value::from(
+        [(Value::from("omitted_bytes"), Value::from(body_len))]
+            .into_iter()
+            .collect::<std::collections::BTreeMap<_, _>>(),
+    );
+    let mut request = input["request"].clone();
+    if let Ok(fields) = request.as_object_mut() {
+        fields.insert(Value::from("body"), omitted);
+    }
+    if let Ok(fields) = input.as_object_mut() {
+        fields.insert(Value::from("request"), request);
+    }
+    input
 }

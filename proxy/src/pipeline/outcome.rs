@@ -17,6 +17,8 @@ pub enum Outcome {
     Replayed,
     /// A poll for an approval's state or result.
     ApprovalStatus,
+    /// An annotation of an action's trace was recorded.
+    Annotated,
     /// A dry-run route forwarded a request that enforcing would have denied.
     DryRunDenied,
     /// A dry-run route forwarded a request that enforcing would have parked.
@@ -34,6 +36,7 @@ impl Outcome {
             Outcome::PendingApproval => "pending_approval",
             Outcome::Replayed => "replayed",
             Outcome::ApprovalStatus => "approval_status",
+            Outcome::Annotated => "annotated",
             Outcome::DryRunDenied => "dry_run_denied",
             Outcome::DryRunApproval => "dry_run_approval",
             Outcome::DryRunPolicyError => "dry_run_policy_error",

@@ -124,7 +124,7 @@ impl Proxy {
             }
         }
         let mut query_value = serde_json::Value::Object(query_map);
-        redact::redact(&mut query_value, &self.redact_fields);
+        redact::redact(&mut query_value, &self.trace.redact_fields);
         let body_value = if body.is_empty() {
             serde_json::Value::Null
         } else if body.len() > SUMMARY_BODY_LIMIT {
@@ -132,7 +132,7 @@ impl Proxy {
         } else {
             match serde_json::from_slice::<serde_json::Value>(body) {
                 Ok(mut json) => {
-                    redact::redact(&mut json, &self.redact_fields);
+                    redact::redact(&mut json, &self.trace.redact_fields);
                     json
                 }
                 Err(_) => serde_json::json!({"non_json_bytes": body.len()}),

@@ -29,6 +29,19 @@ impl Parsed {
         }
         self.parts.uri.path().strip_prefix(crate::config::POLL_PATH)
     }
+
+    /// The trace id of an annotation (`POST /_lastmile/traces/{id}/annotations` on the
+    /// data port).
+    pub fn annotated_trace(&self) -> Option<&str> {
+        if self.absolute_form {
+            return None;
+        }
+        self.parts
+            .uri
+            .path()
+            .strip_prefix(crate::config::TRACES_PATH)?
+            .strip_suffix("/annotations")
+    }
 }
 
 /// Parse: refuses CONNECT (a tunnel cannot be inspected) and framing two parsers could

@@ -7,6 +7,7 @@
 
 pub mod context;
 pub mod record;
+pub mod recorded;
 pub mod redact;
 
 use crate::config::{TraceConfig, TraceOutput};
@@ -100,6 +101,19 @@ impl TraceSink {
             if tx.send(Message::Flush(ack)).is_ok() {
                 let _ = done.recv_timeout(Duration::from_secs(1));
             }
+        }
+    }
+
+    /// The acting users of the recent calls of one trace (`None` for a call without a
+    /// user); empty when the ring holds no call of it.
+    pub fn callers(&self, trace_id: &str) -> Vec<Option<String>> {
+        match self.recent.lock() {
+            Ok(recent) => recent
+                .iter()
+                .filter(|r| r.trace_id == trace_id && r.kind == record::RecordKind::Call)
+                .map(|r| r.user.clone())
+                .collect(),
+            Err(_) => Vec::new(),
         }
     }
 

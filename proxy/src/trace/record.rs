@@ -1,11 +1,26 @@
 //! The shape of one decision trace line (documented in the README).
 
+use super::recorded::{RecordedInput, RecordedResponse};
 use crate::policy::decision::{Decision, Reason, Verdict};
 use serde::Serialize;
 
-/// One request, from arrival to response head.
+/// What a record is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    /// A call the agent made through the data port.
+    Call,
+    /// A transition of a parked request's approval (its execution included).
+    Approval,
+    /// What the agent added to the action: the user's words, its reply.
+    Annotation,
+}
+
+/// One request, from arrival to response head (and, for an upstream's answer, to the
+/// last byte of its body).
 #[derive(Debug, Clone, Serialize)]
 pub struct TraceRecord {
+    pub kind: RecordKind,
     pub trace_id: String,
     pub span_id: String,
     /// The agent's span this call was made under (from its `traceparent`).
@@ -17,6 +32,16 @@ pub struct TraceRecord {
     pub mode: Option<&'static str>,
     /// The acting user's `sub`, when a verified token named one.
     pub user: Option<String>,
+    /// The acting user's claims named by `trace.user_claims`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_claims: Option<serde_json::Value>,
+    /// The user's words that led to this call, when the agent sent them
+    /// (`lastmile-user-input`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_input: Option<String>,
+    /// The tool the call was, as the policy named it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
     pub method: String,
     /// The request path as received, without the query (queries can carry secrets).
     pub path: String,
@@ -34,9 +59,47 @@ pub struct TraceRecord {
     pub latency_ms: Latency,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_body: Option<serde_json::Value>,
+    /// `arguments` (the query and body the tool got) and `input` (the policy's input
+    /// document), redacted when written.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub call: Option<RecordedInput>,
+    /// The upstream's answer as the agent was sent it (the raw tool result).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<RecordedResponse>,
+    /// An annotation's content.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotation: Option<AnnotationTrace>,
     /// Set on requests that were parked, and on every later transition of their approval.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalTrace>,
+}
+
+/// What an approved request's execution adds to its final transition's record: the
+/// decision of the re-evaluation, the upstream exchange, and what it answered.
+#[derive(Debug, Clone, Default)]
+pub struct Executed {
+    pub tool: Option<String>,
+    /// The revision that judged the request again.
+    pub policy_revision: Option<String>,
+    pub decision: Option<DecisionTrace>,
+    pub upstream: Option<UpstreamTrace>,
+    pub call: Option<RecordedInput>,
+    pub response: Option<RecordedResponse>,
+    pub latency_ms: Latency,
+}
+
+/// What an agent said about an action.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AnnotationTrace {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_input: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_reply: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Scalars the agent chose to attach, redacted like bodies.
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub attributes: serde_json::Value,
 }
 
 /// One approval transition (or the parking of a request).
@@ -63,6 +126,9 @@ pub struct DecisionTrace {
     pub approval: Vec<Reason>,
     pub dedup: bool,
     pub obligations: Vec<String>,
+    /// The obligations with their values: `{"headers": {name: value}, "query": {name:
+    /// [values]}}`, redacted like bodies.
+    pub obligation_values: serde_json::Value,
 }
 
 impl From<&Decision> for DecisionTrace {
@@ -89,6 +155,21 @@ impl From<&Decision> for DecisionTrace {
                         .map(|(name, _)| format!("query:{name}")),
                 )
                 .collect(),
+            obligation_values: serde_json::json!({
+                "headers": decision
+                    .add_headers
+                    .iter()
+                    .map(|(name, value)| {
+                        let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                        (name.as_str().to_string(), serde_json::Value::from(text))
+                    })
+                    .collect::<serde_json::Map<_, _>>(),
+                "query": decision
+                    .add_query
+                    .iter()
+                    .map(|(name, values)| (name.clone(), serde_json::json!(values)))
+                    .collect::<serde_json::Map<_, _>>(),
+            }),
         }
     }
 }

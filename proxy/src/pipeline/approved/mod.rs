@@ -14,6 +14,8 @@ use super::Proxy;
 use crate::approval::auth::Approver;
 use crate::approval::store::{Approval, Failure, State, StoreError, Transition, Transitioned};
 use crate::dedup::state::StoredResponse;
+use crate::trace::record::{millis, Executed, UpstreamTrace};
+use crate::trace::recorded::RecordedResponse;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
@@ -43,6 +45,8 @@ struct Ready {
     route: usize,
     request: Request<Full<Bytes>>,
     attempt: Option<crate::dedup::state::Attempt>,
+    /// The re-evaluation, for the trace.
+    judged: Executed,
 }
 
 /// What sending produced.
@@ -50,6 +54,7 @@ struct Sent {
     state: State,
     response: Option<StoredResponse>,
     failure: Option<Failure>,
+    upstream: Option<UpstreamTrace>,
 }
 
 /// The approved request's route was removed from the config since it was parked.
@@ -129,15 +134,15 @@ impl Proxy {
         let ready = match self.prepare(&approval) {
             Ok(ready) => ready,
             Err(failed) => {
+                let sent = Sent {
+                    state: State::Failed,
+                    response: None,
+                    failure: Some(failed),
+                    upstream: None,
+                };
                 return self
-                    .finish(
-                        &approval,
-                        State::Approved,
-                        State::Failed,
-                        None,
-                        Some(failed),
-                    )
-                    .await
+                    .finish(&approval, State::Approved, sent, Executed::default())
+                    .await;
             }
         };
         let executing = Transition::system(State::Approved, State::Executing, approvals.now_ms());
@@ -151,32 +156,34 @@ impl Proxy {
                 return approval;
             }
         }
+        let started = std::time::Instant::now();
+        let mut executed = ready.judged.clone();
         let sent = self.send_approved(ready).await;
-        self.finish(
-            &approval,
-            State::Executing,
-            sent.state,
-            sent.response,
-            sent.failure,
-        )
-        .await
+        executed.latency_ms.total = millis(started.elapsed());
+        self.finish(&approval, State::Executing, sent, executed)
+            .await
     }
 
+    /// Records how the approval ended, with what its execution did in the trace.
     async fn finish(
         &self,
         approval: &Approval,
         from: State,
-        to: State,
-        response: Option<StoredResponse>,
-        failure: Option<Failure>,
+        sent: Sent,
+        mut executed: Executed,
     ) -> Approval {
         let Some(approvals) = self.approvals.as_ref() else {
             return approval.clone();
         };
-        let mut t = Transition::system(from, to, approvals.now_ms());
-        t.response = response;
-        t.failure = failure;
-        match approvals.transition(&approval.id, t).await {
+        executed.upstream = sent.upstream;
+        executed.response = sent.response.as_ref().map(|r| self.recorded_response(r));
+        let mut t = Transition::system(from, sent.state, approvals.now_ms());
+        t.response = sent.response;
+        t.failure = sent.failure;
+        match approvals
+            .transition_traced(&approval.id, t, Some(executed))
+            .await
+        {
             Ok(Transitioned::Done(a) | Transitioned::Conflict(a)) => a,
             Ok(Transitioned::NotFound) => approval.clone(),
             Err(e) => {
@@ -184,6 +191,25 @@ impl Proxy {
                 tracing::error!(error = %e, id = %approval.id, "recording an approval's outcome");
                 approval.clone()
             }
+        }
+    }
+}
+
+impl Proxy {
+    /// The stored answer of an execution as the trace keeps a tool's result.
+    fn recorded_response(&self, stored: &StoredResponse) -> RecordedResponse {
+        let body = &stored.body;
+        let keep = self.trace.include_response_body && body.len() <= self.trace.response_body_limit;
+        let omitted = stored
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("lastmile-body-omitted"));
+        RecordedResponse {
+            bytes: body.len() as u64,
+            sha256: crate::trace::recorded::sha256_hex(body),
+            complete: !omitted,
+            body: keep.then(|| body.clone()),
+            redact: self.trace.redact_fields.clone(),
         }
     }
 }

@@ -10,6 +10,8 @@ use crate::approval::store::{Approval, Failure};
 use crate::policy::decision::{Decision, Verdict};
 use crate::refusal::Refusal;
 use crate::trace::context::TraceContext;
+use crate::trace::record::{millis, DecisionTrace, Executed, Latency};
+use crate::trace::recorded::RecordedInput;
 use regorus::Value;
 use std::collections::BTreeMap;
 
@@ -24,7 +26,7 @@ impl Proxy {
             .ok_or_else(route_gone)?;
         let route = &self.routes[index];
         let inbound = Inbound::stored(route, a).map_err(|r| Failure::from_refusal(&r))?;
-        let decision = self.reevaluate(route, a, &inbound)?;
+        let (decision, judged) = self.reevaluate(route, a, &inbound)?;
         let attempt = self.attempt(route, &inbound, Some(&decision));
         let trace = TraceContext::within(&a.trace_id);
         let request = inbound
@@ -34,18 +36,35 @@ impl Proxy {
             route: index,
             request,
             attempt,
+            judged,
         })
     }
 
     /// The policy again, on the current bundle, with `input.approval` set. Its approval
     /// reasons no longer park (this is the approved execution); a deny still refuses.
+    /// With the decision comes what the trace keeps of the re-evaluation.
     fn reevaluate(
         &self,
         route: &super::super::Route,
         a: &Approval,
         inbound: &Inbound,
-    ) -> Result<Decision, Failure> {
+    ) -> Result<(Decision, Executed), Failure> {
         let decided = self.decide(route, inbound, approval_input(a));
+        let judged = Executed {
+            tool: decided.result.as_ref().ok().and_then(|d| d.tool.clone()),
+            policy_revision: Some(decided.revision.clone()),
+            decision: decided.result.as_ref().ok().map(DecisionTrace::from),
+            call: Some(RecordedInput {
+                document: super::super::trace_input(decided.input.clone(), inbound.body.len()),
+                redact: self.trace.redact_fields.clone(),
+                include_input: self.trace.include_input,
+            }),
+            latency_ms: Latency {
+                total: 0.0,
+                policy: Some(millis(decided.elapsed)),
+            },
+            ..Executed::default()
+        };
         let decision = decided.result.map_err(|detail| {
             Failure::new(
                 Refusal::PolicyError.code(),
@@ -63,7 +82,7 @@ impl Proxy {
                 ..Failure::from_refusal(&denied)
             });
         }
-        Ok(decision)
+        Ok((decision, judged))
     }
 }
 

@@ -8,6 +8,7 @@ use crate::dedup::state::{StoredHeader, StoredResponse};
 use crate::headers::NEVER_REPLAYED;
 use crate::refusal::Refusal;
 use crate::response::{replay, ResponseBody, REPLAYED_HEADER};
+use crate::trace::record::{millis, UpstreamTrace};
 use crate::upstream;
 use bytes::Bytes;
 use http::{Request, Response};
@@ -21,6 +22,7 @@ impl Proxy {
                 state: State::Failed,
                 response: None,
                 failure: Some(route_gone()),
+                upstream: None,
             };
         };
         let limit = self
@@ -35,12 +37,24 @@ impl Proxy {
                 .map_err(Refusal::from),
             Some(attempt) => self.send_under_window(route, &attempt, ready.request).await,
         };
+        let elapsed = sent_at.elapsed();
         route
             .metrics
             .upstream_duration
-            .observe(sent_at.elapsed().as_secs_f64());
+            .observe(elapsed.as_secs_f64());
+        let upstream = |status| {
+            Some(UpstreamTrace {
+                status,
+                latency_ms: millis(elapsed),
+            })
+        };
         match result {
-            Ok(response) => keep(response, limit, route.config.timeout).await,
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let mut sent = keep(response, limit, route.config.timeout).await;
+                sent.upstream = upstream(Some(status));
+                sent
+            }
             Err(refusal) => {
                 let state = match refusal {
                     Refusal::UpstreamTimeout | Refusal::UpstreamFailed => State::OutcomeUnknown,
@@ -50,6 +64,7 @@ impl Proxy {
                     state,
                     response: None,
                     failure: Some(Failure::from_refusal(&refusal)),
+                    upstream: upstream(None),
                 }
             }
         }
@@ -95,16 +110,7 @@ async fn keep(
     } else {
         State::Succeeded
     };
-    let mut headers: Vec<StoredHeader> = parts
-        .headers
-        .iter()
-        .filter(|(name, _)| !NEVER_REPLAYED.contains(name))
-        .filter(|(name, _)| name.as_str() != REPLAYED_HEADER)
-        .map(|(name, value)| StoredHeader {
-            name: name.as_str().to_string(),
-            value: Bytes::copy_from_slice(value.as_bytes()),
-        })
-        .collect();
+    let mut headers = kept_headers(&parts.headers);
     let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
     let body = match collected {
         Ok(Ok(collected)) => collected.to_bytes(),
@@ -117,8 +123,35 @@ async fn keep(
             Bytes::new()
         }
     };
-    // The agent gets the upstream's own answer, so its status is the failure's.
-    let failure = match state {
+    Sent {
+        state,
+        response: Some(StoredResponse {
+            status: status.as_u16(),
+            headers,
+            body,
+        }),
+        failure: failure(state, status),
+        upstream: None,
+    }
+}
+
+/// The headers an approval's stored answer keeps: not those a replay must not repeat.
+fn kept_headers(headers: &http::HeaderMap) -> Vec<StoredHeader> {
+    headers
+        .iter()
+        .filter(|(name, _)| !NEVER_REPLAYED.contains(name))
+        .filter(|(name, _)| name.as_str() != REPLAYED_HEADER)
+        .map(|(name, value)| StoredHeader {
+            name: name.as_str().to_string(),
+            value: Bytes::copy_from_slice(value.as_bytes()),
+        })
+        .collect()
+}
+
+/// Why an execution the upstream answered did not succeed. The agent gets the
+/// upstream's own answer, so its status is the failure's.
+fn failure(state: State, status: http::StatusCode) -> Option<Failure> {
+    match state {
         State::Failed => Some(Failure::new(
             "upstream_refused",
             format!("the upstream answered {}", status.as_u16()),
@@ -133,14 +166,5 @@ async fn keep(
             status,
         )),
         _ => None,
-    };
-    Sent {
-        state,
-        response: Some(StoredResponse {
-            status: status.as_u16(),
-            headers,
-            body,
-        }),
-        failure,
     }
 }

@@ -1,0 +1,147 @@
+//! Documents a trace record keeps as they came (the policy input's reference-counted
+//! value, the upstream's bytes) and turns into redacted JSON only when the record is
+//! written or looked up: off the request path, on the trace writer's thread.
+
+use super::redact::{mask, redact};
+use bytes::Bytes;
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// The policy input of a call. Serialises (flattened into the record) as `arguments`
+/// (`{"query", "body"}`, what the agent sent the tool) and, when `include_input` is set,
+/// `input` (`{"document", "masked"}`: the whole document with the paths redaction masked,
+/// so a replay can tell whether it re-evaluates exactly what the policy saw).
+#[derive(Debug, Clone)]
+pub struct RecordedInput {
+    pub document: regorus::Value,
+    pub redact: Arc<[String]>,
+    pub include_input: bool,
+}
+
+impl Serialize for RecordedInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut json = serde_json::to_value(&self.document).unwrap_or_default();
+        let mut masked = Vec::new();
+        mask(
+            &mut json,
+            &self.redact,
+            &mut "input".to_string(),
+            &mut masked,
+        );
+        let request = &json["request"];
+        let arguments = serde_json::json!({
+            "query": request["query"],
+            "body": request["body"],
+        });
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("arguments", &arguments)?;
+        if self.include_input {
+            map.serialize_entry(
+                "input",
+                &serde_json::json!({"document": json, "masked": masked}),
+            )?;
+        }
+        map.end()
+    }
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// Lower-case hex of a digest.
+pub fn hex(digest: &[u8]) -> String {
+    use std::fmt::Write;
+    digest.iter().fold(String::with_capacity(64), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+/// What the upstream answered, as far as the agent was sent it: the body's size and
+/// SHA-256 always; the body itself (JSON, parsed and redacted) when configured and
+/// within its bound.
+#[derive(Debug, Clone)]
+pub struct RecordedResponse {
+    pub bytes: u64,
+    /// Hex SHA-256 of the bytes sent.
+    pub sha256: String,
+    /// Whether the whole body was sent (the agent may hang up, the upstream break off).
+    pub complete: bool,
+    /// The body, when it was captured whole.
+    pub body: Option<Bytes>,
+    pub redact: Arc<[String]>,
+}
+
+impl Serialize for RecordedResponse {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("bytes", &self.bytes)?;
+        map.serialize_entry("sha256", &self.sha256)?;
+        map.serialize_entry("complete", &self.complete)?;
+        let parsed = self
+            .body
+            .as_ref()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
+        if let Some(mut body) = parsed {
+            redact(&mut body, &self.redact);
+            map.serialize_entry("body", &body)?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields() -> Arc<[String]> {
+        Arc::from(vec!["card_number".to_string()])
+    }
+
+    #[test]
+    fn input_gives_the_arguments_and_the_masked_document() -> anyhow::Result<()> {
+        let document = regorus::Value::from_json_str(
+            r#"{"route": "crm", "request": {"query": {"a": ["1"]}, "body": {"card_number": "4111", "n": 1}}}"#,
+        )?;
+        let recorded = RecordedInput {
+            document,
+            redact: fields(),
+            include_input: true,
+        };
+        let json = serde_json::to_value(&recorded)?;
+        assert_eq!(json["arguments"]["query"]["a"][0], "1");
+        assert_eq!(json["arguments"]["body"]["card_number"], "[redacted]");
+        assert_eq!(json["input"]["document"]["route"], "crm");
+        assert_eq!(
+            json["input"]["masked"],
+            serde_json::json!(["input.request.body.card_number"])
+        );
+        let without = RecordedInput {
+            include_input: false,
+            ..recorded
+        };
+        assert!(serde_json::to_value(&without)?.get("input").is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn response_body_is_kept_only_when_it_is_json() -> anyhow::Result<()> {
+        let response = |body: &'static [u8]| RecordedResponse {
+            bytes: body.len() as u64,
+            sha256: "00".into(),
+            complete: true,
+            body: Some(Bytes::from_static(body)),
+            redact: fields(),
+        };
+        let json = serde_json::to_value(response(br#"{"card_number": "4111", "id": 7}"#))?;
+        assert_eq!(json["body"]["card_number"], "[redacted]");
+        assert_eq!(json["body"]["id"], 7);
+        let text = serde_json::to_value(response(b"plain text"))?;
+        assert!(text.get("body").is_none());
+        assert_eq!(text["bytes"], 10);
+        Ok(())
+    }
+}
