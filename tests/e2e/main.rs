@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod action_trace;
 mod admin_credentials;
 mod approvals;
 mod approvals_page;

@@ -160,6 +160,8 @@ pub struct Setup {
     pub identity_settings: Vec<String>,
     /// `trace.include_body`.
     pub include_body: bool,
+    /// Further `trace:` settings, as `key: value` lines.
+    pub trace_settings: Vec<String>,
     /// Load `library/` as a policy library directory.
     pub library: bool,
     /// The top-level `dedup:` block, as YAML flow text.
@@ -181,6 +183,7 @@ impl Setup {
             identity: true,
             identity_settings: Vec::new(),
             include_body: false,
+            trace_settings: Vec::new(),
             library: false,
             dedup: None,
             admin_token: false,
@@ -243,6 +246,12 @@ impl Setup {
         self
     }
 
+    /// Adds `key: value` (YAML) to the `trace:` block.
+    pub fn trace_setting(mut self, key: &str, value: &str) -> Self {
+        self.trace_settings.push(format!("{key}: {value}"));
+        self
+    }
+
     pub fn include_body(mut self) -> Self {
         self.include_body = true;
         self
@@ -302,6 +311,9 @@ impl Setup {
             q(TRACE_FILE),
             self.include_body
         )?;
+        for setting in &self.trace_settings {
+            writeln!(y, "  {setting}")?;
+        }
         Ok(y)
     }
 }

@@ -1,0 +1,267 @@
+//! The full chain of one action in its trace: the user's words, the acting user and
+//! scope, each tool call with its arguments and decision, the approval, each tool's
+//! raw result, and the agent's reply, in order under the agent's trace id.
+
+use crate::harness::approvals::{decide, AGENT_USER};
+use crate::harness::upstream::CREATED_BODY;
+use crate::harness::{
+    expect_status, jwt, Behaviour, Proxy, RouteSpec, Setup, Upstream, Workspace, INBOUND_PARENT_ID,
+    INBOUND_TRACE_ID,
+};
+use anyhow::{ensure, Context, Result};
+use bytes::Bytes;
+use http::Method;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// Names every call's tool; a paid invoice is denied; a large refund needs approval.
+const POLICY: &str = r#"package lastmile
+
+body := input.request.body if is_object(input.request.body)
+
+default body := {}
+
+decision := {"tool": tool, "deny": deny, "approval": approval, "add_headers": {"x-tenant": "acme"}}
+
+tool := "get_invoice" if input.request.method == "GET"
+
+tool := "create_refund" if input.request.method == "POST"
+
+deny contains {"code": "invoice_paid", "message": "invoice INV-PAID is already paid"} if body.invoice == "INV-PAID"
+
+approval contains {"code": "amount_over_limit", "message": "over 1000 needs a person"} if body.amount > 1000
+"#;
+
+const CARD: &str = "4111111111111111";
+const AGENT_KEY: &str = "agent-secret-never-traced";
+
+async fn start(upstream: &Upstream) -> Result<Proxy> {
+    let setup = Setup::new(vec![RouteSpec::new("crm", "/crm", upstream.url())])
+        .eval_timeout_ms(5_000)
+        .approvals("")
+        .admin_token()
+        .trace_setting("include_response_body", "true");
+    Workspace::with_policy(POLICY)?.start(&setup).await
+}
+
+fn traceparent() -> String {
+    format!("00-{INBOUND_TRACE_ID}-{INBOUND_PARENT_ID}-01")
+}
+
+async fn call(
+    proxy: &Proxy,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    extra: &[(&str, &str)],
+) -> Result<crate::harness::Reply> {
+    let parent = traceparent();
+    let auth = format!("Bearer {AGENT_KEY}");
+    let mut headers = vec![
+        ("x-lastmile-user", token),
+        ("authorization", auth.as_str()),
+        ("traceparent", parent.as_str()),
+        ("content-type", "application/json"),
+    ];
+    headers.extend_from_slice(extra);
+    let bytes = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
+    proxy.request(method, path, &headers, bytes).await
+}
+
+async fn annotate(proxy: &Proxy, token: &str, body: &Value) -> Result<crate::harness::Reply> {
+    proxy
+        .post_json(
+            &format!("/_lastmile/traces/{INBOUND_TRACE_ID}/annotations"),
+            &[("x-lastmile-user", token)],
+            body,
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_three_call_action_is_traced_from_the_users_words_to_the_agents_reply() -> Result<()> {
+    let upstream = Upstream::start(Behaviour::created()).await?;
+    let proxy = start(&upstream).await?;
+    let token = jwt::token(AGENT_USER, "crm.read crm.write")?;
+    let other = jwt::token("u_mallory", "crm.read crm.write")?;
+
+    // Nothing to annotate yet: an annotation needs a call of the trace to vouch for it.
+    let early = annotate(&proxy, &token, &json!({"user_input": "x"})).await?;
+    expect_status(&early, 404)?;
+    ensure!(early.json()?["error"]["code"] == "trace_not_found");
+
+    // 1. Allowed, its raw result recorded; the user's words come with the first call.
+    let words = "Refund%20INV-2%20for%20acme%2C%20please";
+    let read = call(
+        &proxy,
+        &token,
+        Method::GET,
+        "/crm/v1/invoices/INV-2?expand=lines",
+        None,
+        &[("lastmile-user-input", words)],
+    )
+    .await?;
+    expect_status(&read, 201)?;
+    let first = upstream.only_request()?;
+    ensure!(
+        first.header("lastmile-user-input").is_none(),
+        "the user's words were forwarded to the tool"
+    );
+    // 2. Denied by policy: nothing sent.
+    let paid = json!({"invoice": "INV-PAID", "amount": 10});
+    let denied = call(
+        &proxy,
+        &token,
+        Method::POST,
+        "/crm/v1/refunds",
+        Some(paid),
+        &[],
+    )
+    .await?;
+    expect_status(&denied, 403)?;
+    // 3. Parked, approved by a person, executed once.
+    let refund = json!({"invoice": "INV-2", "amount": 5000, "card_number": CARD});
+    let parked = call(
+        &proxy,
+        &token,
+        Method::POST,
+        "/crm/v1/refunds",
+        Some(refund),
+        &[],
+    )
+    .await?;
+    expect_status(&parked, 202)?;
+    let approval_id = parked.json()?["approval_id"]
+        .as_str()
+        .context("approval_id")?
+        .to_string();
+    let approved = decide(&proxy, "alice", &approval_id, "approve", Some("ok")).await?;
+    expect_status(&approved, 200)?;
+    upstream.expect_requests(2)?;
+
+    // Another user may not write into this user's action.
+    let forged = annotate(&proxy, &other, &json!({"agent_reply": "all done"})).await?;
+    expect_status(&forged, 403)?;
+    ensure!(forged.json()?["error"]["code"] == "trace_forbidden");
+    let bad = annotate(&proxy, &token, &json!({"agent_reply": 7})).await?;
+    expect_status(&bad, 400)?;
+    ensure!(bad.json()?["error"]["code"] == "invalid_annotation");
+    let reply = json!({"user_input": "Refund INV-2 for acme, please",
+        "agent_reply": "The refund of 5000 for INV-2 was approved and sent.",
+        "model": "example-model-1", "attributes": {"turn": 3, "api_key": "k"}});
+    expect_status(&annotate(&proxy, &token, &reply).await?, 201)?;
+
+    let found = proxy
+        .admin_operator_get(&format!("/traces/{INBOUND_TRACE_ID}"))
+        .await?;
+    expect_status(&found, 200)?;
+    let records = found.json()?["records"].clone();
+    let records = records.as_array().context("records")?;
+    let kinds: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap_or("?"),
+                r["outcome"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect();
+    ensure!(
+        kinds
+            == [
+                ("call", "allowed"),
+                ("call", "denied"),
+                ("approval", "approval_pending"),
+                ("call", "pending_approval"),
+                ("approval", "approval_approved"),
+                ("approval", "approval_executing"),
+                ("approval", "approval_succeeded"),
+                ("annotation", "annotated"),
+            ],
+        "{kinds:?}"
+    );
+    for r in records.iter().filter(|r| r["kind"] == "call") {
+        ensure!(r["parent_span_id"] == INBOUND_PARENT_ID, "{r}");
+        ensure!(r["user_claims"]["sub"] == AGENT_USER, "{r}");
+        ensure!(r["user_claims"]["scope"][0] == "crm.read", "{r}");
+    }
+
+    let read = &records[0];
+    ensure!(read["tool"] == "get_invoice", "{read}");
+    ensure!(
+        read["user_input"] == "Refund INV-2 for acme, please",
+        "{read}"
+    );
+    ensure!(read["arguments"]["query"]["expand"][0] == "lines", "{read}");
+    let digest: String = Sha256::digest(CREATED_BODY.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let response = &read["response"];
+    ensure!(response["sha256"] == digest.as_str(), "{read}");
+    ensure!(response["bytes"] == CREATED_BODY.len(), "{read}");
+    ensure!(response["complete"] == true, "{read}");
+    ensure!(response["body"]["id"] == "INV-00000007", "{read}");
+    ensure!(
+        read["decision"]["obligation_values"]["headers"]["x-tenant"] == "acme",
+        "{read}"
+    );
+
+    let denied = &records[1];
+    ensure!(denied["tool"] == "create_refund", "{denied}");
+    ensure!(
+        denied["decision"]["deny"][0]["code"] == "invoice_paid",
+        "{denied}"
+    );
+    ensure!(denied.get("response").is_none(), "{denied}");
+
+    let parked = &records[3];
+    ensure!(
+        parked["arguments"]["body"]["card_number"] == "[redacted]",
+        "{parked}"
+    );
+    ensure!(parked["input"]["document"]["route"] == "crm", "{parked}");
+    ensure!(
+        parked["input"]["masked"] == json!(["input.request.body.card_number"]),
+        "{parked}"
+    );
+
+    let executed = &records[6];
+    ensure!(
+        executed["approval"]["id"] == approval_id.as_str(),
+        "{executed}"
+    );
+    ensure!(executed["tool"] == "create_refund", "{executed}");
+    ensure!(executed["decision"]["verdict"] == "approval", "{executed}");
+    ensure!(executed["upstream"]["status"] == 201, "{executed}");
+    ensure!(
+        executed["response"]["sha256"] == digest.as_str(),
+        "{executed}"
+    );
+
+    let note = &records[7];
+    ensure!(note["user"] == AGENT_USER, "{note}");
+    ensure!(
+        note["annotation"]["agent_reply"] == "The refund of 5000 for INV-2 was approved and sent.",
+        "{note}"
+    );
+    ensure!(note["annotation"]["attributes"]["turn"] == 3, "{note}");
+    ensure!(
+        note["annotation"]["attributes"]["api_key"] == "[redacted]",
+        "{note}"
+    );
+
+    // The trace file has the same records, and none of the secrets.
+    proxy.trace_record(INBOUND_TRACE_ID).await?;
+    let text = found.text() + &proxy.trace_text()?;
+    for secret in [
+        CARD,
+        AGENT_KEY,
+        token.as_str(),
+        crate::harness::UPSTREAM_TOKEN,
+    ] {
+        ensure!(!text.contains(secret), "a secret reached the trace");
+    }
+    Ok(())
+}
