@@ -1,6 +1,7 @@
 //! The command line.
 
 pub mod policy;
+pub mod trace_show;
 
 use crate::config::Config;
 use clap::{Parser, Subcommand};

@@ -6,6 +6,7 @@
 //! bodies only when configured, and then redacted.
 
 pub mod context;
+pub mod opa;
 pub mod record;
 pub mod recorded;
 pub mod redact;

@@ -19,8 +19,9 @@ pub struct RecordedInput {
     pub include_input: bool,
 }
 
-impl Serialize for RecordedInput {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+impl RecordedInput {
+    /// The document as JSON, redacted, and the dotted paths redaction replaced.
+    pub fn masked_document(&self) -> (serde_json::Value, Vec<String>) {
         let mut json = serde_json::to_value(&self.document).unwrap_or_default();
         let mut masked = Vec::new();
         mask(
@@ -29,6 +30,13 @@ impl Serialize for RecordedInput {
             &mut "input".to_string(),
             &mut masked,
         );
+        (json, masked)
+    }
+}
+
+impl Serialize for RecordedInput {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (json, masked) = self.masked_document();
         let request = &json["request"];
         let arguments = serde_json::json!({
             "query": request["query"],
