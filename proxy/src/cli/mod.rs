@@ -17,6 +17,13 @@ pub fn execute(command: Command) -> anyhow::Result<bool> {
             crate::run(config, crate::signal::shutdown()).await
         }),
         Command::Demo { policies } => serve(crate::demo::run(policies, crate::signal::shutdown())),
+        Command::Trace { command } => match command {
+            TraceCommand::Show {
+                file,
+                trace_id,
+                format,
+            } => trace_show::show(&file, &trace_id, format == OutputFormat::Json),
+        },
     }
 }
 
@@ -60,6 +67,31 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Read decision-trace files.
+    Trace {
+        #[command(subcommand)]
+        command: TraceCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TraceCommand {
+    /// Print one action's records from a trace file as the chain of what happened:
+    /// the user's words, each tool call with its decision and result, the approvals,
+    /// the agent's reply. Exits non-zero when the file holds no record of the trace.
+    Show {
+        file: PathBuf,
+        trace_id: String,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+}
+
+/// How a command prints its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
