@@ -28,3 +28,4 @@ mod routing;
 mod soak;
 mod startup;
 mod stripe_sdk;
+mod trace_chain;

@@ -1,9 +1,10 @@
 //! The command line.
 
 pub mod policy;
+pub mod trace;
 
 use crate::config::Config;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// Runs a command to completion. `Ok(false)` means it ran and found a problem, which
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 pub fn execute(command: Command) -> anyhow::Result<bool> {
     match command {
         Command::Policy { command } => policy::run(command),
+        Command::Trace { command } => trace::run(command),
         Command::Run { config } => serve(async move {
             let config = Config::load(&config)?;
             crate::run(config, crate::signal::shutdown()).await
@@ -59,6 +61,11 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Work with decision trace files.
+    Trace {
+        #[command(subcommand)]
+        command: TraceCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,4 +101,27 @@ pub enum PolicyCommand {
         #[arg(long, default_value = "data.lastmile.decision")]
         entrypoint: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TraceCommand {
+    /// Check a trace file's hash chain: no record edited, removed or moved.
+    ///
+    /// Prints `ok: N records, chain intact`, or the first problem and exits 1. A chain
+    /// that starts again (a record whose prev is zeros) is noted, not failed.
+    Verify {
+        /// The trace file (`trace.output`).
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+/// How a command prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Lines for a person.
+    Text,
+    /// One JSON document, for scripts.
+    Json,
 }
