@@ -3,6 +3,7 @@
 //! raw result, and the agent's reply, in order under the agent's trace id.
 
 use crate::harness::approvals::{decide, AGENT_USER};
+use crate::harness::config::TRACE_FILE;
 use crate::harness::upstream::CREATED_BODY;
 use crate::harness::{
     expect_status, jwt, Behaviour, Proxy, RouteSpec, Setup, Upstream, Workspace, INBOUND_PARENT_ID,
@@ -172,8 +173,8 @@ async fn a_three_call_action_is_traced_from_the_users_words_to_the_agents_reply(
             == [
                 ("call", "allowed"),
                 ("call", "denied"),
-                ("approval", "approval_pending"),
                 ("call", "pending_approval"),
+                ("approval", "approval_pending"),
                 ("approval", "approval_approved"),
                 ("approval", "approval_executing"),
                 ("approval", "approval_succeeded"),
@@ -216,7 +217,7 @@ async fn a_three_call_action_is_traced_from_the_users_words_to_the_agents_reply(
     );
     ensure!(denied.get("response").is_none(), "{denied}");
 
-    let parked = &records[3];
+    let parked = &records[2];
     ensure!(
         parked["arguments"]["body"]["card_number"] == "[redacted]",
         "{parked}"
@@ -252,9 +253,11 @@ async fn a_three_call_action_is_traced_from_the_users_words_to_the_agents_reply(
         "{note}"
     );
 
-    // The trace file has the same records, and none of the secrets.
-    proxy.trace_record(INBOUND_TRACE_ID).await?;
-    let text = found.text() + &proxy.trace_text()?;
+    // The trace file has the same records, and none of the secrets; `trace show` reads
+    // the chain back from it.
+    let workspace = proxy.stop().await?;
+    let file = workspace.path(TRACE_FILE);
+    let text = found.text() + &std::fs::read_to_string(&file)?;
     for secret in [
         CARD,
         AGENT_KEY,
@@ -263,5 +266,59 @@ async fn a_three_call_action_is_traced_from_the_users_words_to_the_agents_reply(
     ] {
         ensure!(!text.contains(secret), "a secret reached the trace");
     }
+    let file = file.to_string_lossy();
+    let shown = cli(&["trace", "show", &file, INBOUND_TRACE_ID])?;
+    eprintln!("{shown}");
+    let header = format!("trace {INBOUND_TRACE_ID}: 8 records");
+    ensure!(shown.lines().next() == Some(header.as_str()), "{shown}");
+    let expected = [
+        "user said: \"Refund INV-2 for acme, please\"".to_string(),
+        format!("{AGENT_USER} (scope crm.read crm.write) → get_invoice GET /crm/v1/invoices/INV-2 ?{{\"expand\":[\"lines\"]}}"),
+        format!("tool result 201 (allowed), {} bytes", CREATED_BODY.len()),
+        "decision: deny — invoice_paid: invoice INV-PAID is already paid".to_string(),
+        "\"card_number\":\"[redacted]\"".to_string(),
+        format!("approval {approval_id} pending → approved by alice (\"ok\")"),
+        "decision: approval — amount_over_limit: over 1000 needs a person".to_string(),
+        "re-evaluated: approval — amount_over_limit".to_string(),
+        "agent replied (example-model-1): \"The refund of 5000 for INV-2 was approved and sent.\"".to_string(),
+    ];
+    for line in &expected {
+        ensure!(
+            shown.contains(line.as_str()),
+            "missing {line:?} in:\n{shown}"
+        );
+    }
+    let json: Value = serde_json::from_str(&cli(&[
+        "trace",
+        "show",
+        &file,
+        INBOUND_TRACE_ID,
+        "--format",
+        "json",
+    ])?)?;
+    ensure!(
+        json["records"].as_array().map(Vec::len) == Some(8),
+        "{json}"
+    );
+    let unknown = "1".repeat(32);
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_lastmile-e2e"))
+        .args(["trace", "show", &file, &unknown])
+        .output()?;
+    ensure!(!missing.status.success(), "an unknown trace id must fail");
+    // The file's hash chain holds.
+    ensure!(cli(&["trace", "verify", &file])?.starts_with("ok: "));
     Ok(())
+}
+
+/// Runs the lastmile CLI; its standard output when it succeeds.
+fn cli(args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lastmile-e2e"))
+        .args(args)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "lastmile {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
 }

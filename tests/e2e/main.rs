@@ -29,3 +29,4 @@ mod routing;
 mod soak;
 mod startup;
 mod stripe_sdk;
+mod trace_chain;

@@ -1,10 +1,11 @@
 //! The command line.
 
 pub mod policy;
+pub mod trace;
 pub mod trace_show;
 
 use crate::config::Config;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// Runs a command to completion. `Ok(false)` means it ran and found a problem, which
@@ -12,18 +13,12 @@ use std::path::PathBuf;
 pub fn execute(command: Command) -> anyhow::Result<bool> {
     match command {
         Command::Policy { command } => policy::run(command),
+        Command::Trace { command } => trace::run(command),
         Command::Run { config } => serve(async move {
             let config = Config::load(&config)?;
             crate::run(config, crate::signal::shutdown()).await
         }),
         Command::Demo { policies } => serve(crate::demo::run(policies, crate::signal::shutdown())),
-        Command::Trace { command } => match command {
-            TraceCommand::Show {
-                file,
-                trace_id,
-                format,
-            } => trace_show::show(&file, &trace_id, format == OutputFormat::Json),
-        },
     }
 }
 
@@ -67,31 +62,11 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
-    /// Read decision-trace files.
+    /// Work with decision trace files.
     Trace {
         #[command(subcommand)]
         command: TraceCommand,
     },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum TraceCommand {
-    /// Print one action's records from a trace file as the chain of what happened:
-    /// the user's words, each tool call with its decision and result, the approvals,
-    /// the agent's reply. Exits non-zero when the file holds no record of the trace.
-    Show {
-        file: PathBuf,
-        trace_id: String,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-        format: OutputFormat,
-    },
-}
-
-/// How a command prints its result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,4 +102,37 @@ pub enum PolicyCommand {
         #[arg(long, default_value = "data.lastmile.decision")]
         entrypoint: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TraceCommand {
+    /// Check a trace file's hash chain: no record edited, removed or moved.
+    ///
+    /// Prints `ok: N records, chain intact`, or the first problem and exits 1. A chain
+    /// that starts again (a record whose prev is zeros) is noted, not failed.
+    Verify {
+        /// The trace file (`trace.output`).
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print one action's records from a trace file as the chain of what happened:
+    /// the user's words, each tool call with its decision and result, the approvals,
+    /// the agent's reply. Exits 1 when the file holds no record of the trace.
+    Show {
+        /// The trace file (`trace.output`).
+        file: PathBuf,
+        trace_id: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+/// How a command prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Lines for a person.
+    Text,
+    /// One JSON document, for scripts.
+    Json,
 }

@@ -9,7 +9,8 @@ use std::fmt::Write;
 use std::io::BufRead;
 use std::path::Path;
 
-/// The records of `trace_id` in `file`, in the order they were written. Lines in the
+/// The records of `trace_id` in `file`, ordered by when each event began (stably: in
+/// the order written, for equal times). Lines in the
 /// OPA decision-log format carry lastmile's record under `lastmile`; a line that is not
 /// JSON is skipped (`trace verify` is the tool that reports it).
 pub fn records(file: &Path, trace_id: &str) -> Result<Vec<Value>> {
@@ -32,6 +33,7 @@ pub fn records(file: &Path, trace_id: &str) -> Result<Vec<Value>> {
             found.push(value);
         }
     }
+    found.sort_by_key(|r| crate::trace::event_time(r["time"].as_str().unwrap_or("")));
     Ok(found)
 }
 
@@ -110,7 +112,7 @@ fn call(out: &mut String, time: &str, r: &Value) -> std::fmt::Result {
         text(&r["path"]),
         arguments(&r["arguments"]),
     )?;
-    decision(out, r)?;
+    decision(out, "decision", r)?;
     if let Some(id) = r["approval"]["id"].as_str() {
         writeln!(out, "              parked for approval {id}")?;
     }
@@ -151,7 +153,7 @@ fn arguments(arguments: &Value) -> String {
     out
 }
 
-fn decision(out: &mut String, r: &Value) -> std::fmt::Result {
+fn decision(out: &mut String, label: &str, r: &Value) -> std::fmt::Result {
     let d = &r["decision"];
     let revision = r["policy_revision"].as_str().unwrap_or("?");
     if d.is_null() {
@@ -176,7 +178,7 @@ fn decision(out: &mut String, r: &Value) -> std::fmt::Result {
     };
     writeln!(
         out,
-        "              decision: {}{because} (policy {revision})",
+        "              {label}: {}{because} (policy {revision})",
         text(&d["verdict"])
     )
 }
@@ -224,7 +226,7 @@ fn approval(out: &mut String, time: &str, r: &Value) -> std::fmt::Result {
         text(&a["to"]),
     )?;
     if !r["decision"].is_null() {
-        decision(out, r)?;
+        decision(out, "re-evaluated", r)?;
         result(out, r)?;
     }
     Ok(())

@@ -3,8 +3,11 @@
 //!
 //! Records hold what an investigation needs (who, what, which rules, which policy
 //! revision, what upstream said) and never credentials or identity tokens; request
-//! bodies only when configured, and then redacted.
+//! bodies only when configured, and then redacted. A trace file is a hash chain
+//! ([`chain`]), so edits, removals and reordering of its lines show; standard output
+//! is not chained (whatever collects it re-frames the lines anyway).
 
+pub mod chain;
 pub mod context;
 pub mod opa;
 pub mod record;
@@ -14,9 +17,12 @@ pub mod redact;
 use crate::config::{TraceConfig, TraceOutput};
 use crate::metrics::Metrics;
 use anyhow::{Context, Result};
+use chain::{Digest, Sealer};
 use record::TraceRecord;
 use std::collections::VecDeque;
+use std::fs::File;
 use std::io::Write;
+use std::path::Path;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -47,22 +53,25 @@ impl TraceSink {
     /// of its own: file and stdout writes block, and handing each batch to the async
     /// runtime's blocking pool costs more than the write.
     pub fn start(config: &TraceConfig, metrics: Metrics) -> Result<TraceSink> {
-        let writer: Option<Box<dyn Write + Send>> = match &config.output {
+        let writer: Option<(Box<dyn Write + Send>, Option<Sealer>)> = match &config.output {
             TraceOutput::Off => None,
-            TraceOutput::Stdout => Some(Box::new(std::io::stdout())),
+            TraceOutput::Stdout => Some((Box::new(std::io::stdout()), None)),
             // Created 0600 (an existing file is tightened): records name users and
             // carry request fields.
-            TraceOutput::File(path) => Some(Box::new(
-                crate::private_file::open_append(path)
-                    .with_context(|| format!("opening trace file {}", path.display()))?,
-            )),
+            TraceOutput::File(path) => {
+                let mut file = crate::private_file::open_append(path)
+                    .with_context(|| format!("opening trace file {}", path.display()))?;
+                let sealer = continue_chain(&mut file, path)
+                    .with_context(|| format!("reading the end of trace file {}", path.display()))?;
+                Some((Box::new(file), Some(sealer)))
+            }
         };
         let lines = writer
-            .map(|w| {
+            .map(|(w, sealer)| {
                 let (tx, rx) = mpsc::sync_channel(QUEUE);
                 std::thread::Builder::new()
                     .name("lastmile-trace".into())
-                    .spawn(move || write_lines(rx, w))
+                    .spawn(move || write_lines(rx, w, sealer))
                     .map(|_| tx)
             })
             .transpose()
@@ -119,33 +128,69 @@ impl TraceSink {
     }
 
     /// The recent records of one trace, oldest first, as JSON lines.
+    /// Ordered by the time each record's event began (a call's arrival, a transition):
+    /// a call is written once answered, after the approval it parked was.
     pub fn find(&self, trace_id: &str) -> Vec<String> {
-        match self.recent.lock() {
+        let mut records: Vec<Arc<TraceRecord>> = match self.recent.lock() {
             Ok(recent) => recent
                 .iter()
                 .filter(|r| r.trace_id == trace_id)
-                .filter_map(|r| serde_json::to_string(r.as_ref()).ok())
+                .cloned()
                 .collect(),
             Err(_) => Vec::new(),
-        }
+        };
+        records.sort_by_key(|r| event_time(&r.time));
+        records
+            .iter()
+            .filter_map(|r| serde_json::to_string(r.as_ref()).ok())
+            .collect()
     }
 }
 
-fn write_lines(rx: Receiver<Message>, out: Box<dyn Write + Send>) {
+/// A record's `time` as a sort key (unreadable times sort first, in written order).
+pub fn event_time(time: &str) -> Option<std::time::SystemTime> {
+    humantime::parse_rfc3339_weak(time.trim_end_matches('Z')).ok()
+}
+
+/// The sealer for a trace file about to be appended to: it continues the chain of the
+/// file's last line, or starts a new one (with a warning, as `trace verify` will note
+/// the restart) when that line is not a chained record.
+fn continue_chain(file: &mut File, path: &Path) -> std::io::Result<Sealer> {
+    // Only a regular file has an end to read: a FIFO or a device has no last line, and
+    // reading one could block.
+    if !file.metadata()?.is_file() {
+        return Ok(Sealer::new(Digest::ZERO));
+    }
+    let tail = chain::resume(&mut File::open(path)?)?;
+    if tail.newline_first {
+        // The next record gets a line of its own rather than completing a torn one.
+        file.write_all(b"\n")?;
+    }
+    if let Some(reason) = tail.restart {
+        tracing::warn!(
+            file = %path.display(),
+            "the trace file's hash chain starts again: {reason}"
+        );
+    }
+    Ok(Sealer::new(tail.prev))
+}
+
+fn write_lines(rx: Receiver<Message>, out: Box<dyn Write + Send>, mut sealer: Option<Sealer>) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+    // One buffer for every line: the record is serialised into it, then sealed.
+    let mut line = Vec::with_capacity(1024);
     loop {
         std::thread::sleep(WRITE_PERIOD);
         let mut result = Ok(());
         let mut acks = Vec::new();
         let disconnected = loop {
             match rx.try_recv() {
+                // After a failed write the rest of the batch is not sealed either, so
+                // the chain holds only records whose write was attempted: a record
+                // lost to an I/O error then shows as a removal in `trace verify`.
                 Ok(Message::Record(record)) => {
                     result = result
-                        .and_then(|()| {
-                            serde_json::to_writer(&mut out, record.as_ref())
-                                .map_err(std::io::Error::from)
-                        })
-                        .and_then(|()| out.write_all(b"\n"));
+                        .and_then(|()| write_record(&mut out, &mut line, sealer.as_mut(), &record));
                 }
                 Ok(Message::Flush(ack)) => acks.push(ack),
                 Err(mpsc::TryRecvError::Empty) => break false,
@@ -161,5 +206,38 @@ fn write_lines(rx: Receiver<Message>, out: Box<dyn Write + Send>) {
         if disconnected {
             return;
         }
+    }
+}
+
+/// Serialises one record into `line`, seals it when the output is chained, and writes
+/// it with its newline.
+fn write_record(
+    out: &mut impl Write,
+    line: &mut Vec<u8>,
+    sealer: Option<&mut Sealer>,
+    record: &TraceRecord,
+) -> std::io::Result<()> {
+    line.clear();
+    serde_json::to_writer(&mut *line, record)?;
+    if let Some(sealer) = sealer {
+        sealer
+            .seal(line)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    }
+    line.push(b'\n');
+    out.write_all(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_time;
+
+    #[test]
+    fn event_times_of_either_precision_compare_as_times() {
+        let micros = event_time("2026-12-02T13:41:03.601123Z");
+        let millis = event_time("2026-12-02T13:41:03.604Z");
+        assert!(micros.is_some() && millis.is_some());
+        assert!(micros < millis);
+        assert_eq!(event_time("not a time"), None);
     }
 }

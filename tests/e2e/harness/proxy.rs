@@ -317,6 +317,25 @@ impl Proxy {
         .await
     }
 
+    /// Stops the proxy as an operator does (SIGTERM: drain, flush the trace, exit 0),
+    /// fails unless it exits cleanly, and hands back its workspace, so a test can read
+    /// the files it left or start it again on them.
+    pub async fn stop(mut self) -> Result<Workspace> {
+        if let Running::Task(..) = self.running {
+            bail!("the proxy runs in this process: it takes no signal of its own");
+        }
+        let pid = self.pid().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status()?;
+        if !sent.success() {
+            bail!("kill -TERM {pid}: {sent}");
+        }
+        let status = self.exit_status(Duration::from_secs(15)).await?;
+        if !status.success() {
+            bail!("the proxy exited with {status}:\n{}", self.stderr());
+        }
+        Ok(self.kill())
+    }
+
     /// Kills the proxy at once (SIGKILL: no drain, as in a crash) and hands back its
     /// workspace, so a test can start it again on the same files.
     pub fn kill(self) -> Workspace {
