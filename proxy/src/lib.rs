@@ -85,7 +85,8 @@ pub async fn serve_with_clock(
     .await?
     .context("loading the policy bundle")?;
     let policy = Arc::new(policy);
-    let traces = trace::TraceSink::start(&config.trace, metrics.clone())?;
+    let traces =
+        trace::TraceSink::start(&config.trace, &config.policies.entrypoint, metrics.clone())?;
     let dedup = dedup::open(&config.dedup, clock.clone()).context("opening the dedup store")?;
     let approvals = match &config.approvals {
         Some(settings) => {

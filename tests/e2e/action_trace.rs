@@ -322,3 +322,91 @@ fn cli(args: &[&str]) -> Result<String> {
     );
     Ok(String::from_utf8(out.stdout)?)
 }
+
+#[tokio::test]
+async fn the_opa_format_writes_decision_log_events_that_opa_consumers_read() -> Result<()> {
+    let upstream = Upstream::start(Behaviour::created()).await?;
+    let setup = Setup::new(vec![RouteSpec::new("crm", "/crm", upstream.url())])
+        .eval_timeout_ms(5_000)
+        .trace_setting("format", "opa");
+    let proxy = Workspace::with_policy(POLICY)?.start(&setup).await?;
+    let token = jwt::token(AGENT_USER, "crm.read crm.write")?;
+    let paid = json!({"invoice": "INV-PAID", "amount": 10, "password": "hunter2-never"});
+    let denied = call(
+        &proxy,
+        &token,
+        Method::POST,
+        "/crm/v1/refunds",
+        Some(paid),
+        &[],
+    )
+    .await?;
+    expect_status(&denied, 403)?;
+    let read = call(
+        &proxy,
+        &token,
+        Method::GET,
+        "/crm/v1/invoices/INV-2",
+        None,
+        &[],
+    )
+    .await?;
+    expect_status(&read, 201)?;
+
+    let workspace = proxy.stop().await?;
+    let file = workspace.path(TRACE_FILE);
+    let text = std::fs::read_to_string(&file)?;
+    ensure!(
+        !text.contains("hunter2-never"),
+        "a secret reached the trace"
+    );
+    let events: Vec<Value> = text
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    ensure!(events.len() == 2, "{text}");
+    for event in &events {
+        let id = event["decision_id"].as_str().context("decision_id")?;
+        ensure!(id.len() == 36 && id.matches('-').count() == 4, "{event}");
+        ensure!(event["path"] == "lastmile/decision", "{event}");
+        ensure!(event["input"]["route"] == "crm", "{event}");
+        ensure!(
+            event["bundles"]["lastmile"]["revision"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("sha256:")),
+            "{event}"
+        );
+        ensure!(event["labels"]["version"].is_string() && event["labels"]["id"].is_string());
+        ensure!(event["timestamp"].is_string(), "{event}");
+        ensure!(
+            event["metrics"]["timer_rego_query_eval_ns"].is_u64(),
+            "{event}"
+        );
+        ensure!(event["lastmile"]["trace_id"] == INBOUND_TRACE_ID, "{event}");
+        ensure!(event["lastmile"].get("input").is_none(), "{event}");
+    }
+    let denied = &events[0];
+    ensure!(
+        denied["result"]["deny"][0]["code"] == "invoice_paid",
+        "{denied}"
+    );
+    ensure!(denied["result"]["tool"] == "create_refund", "{denied}");
+    ensure!(
+        denied["input"]["request"]["body"]["password"] == "[redacted]",
+        "{denied}"
+    );
+    ensure!(
+        denied["masked"] == json!(["/input/request/body/password"]),
+        "{denied}"
+    );
+    ensure!(events[1]["result"]["deny"] == json!([]), "{}", events[1]);
+    // The same tools read it: the chain holds, and show finds lastmile's records.
+    let file = file.to_string_lossy();
+    ensure!(cli(&["trace", "verify", &file])?.starts_with("ok: 2 records"));
+    let shown = cli(&["trace", "show", &file, INBOUND_TRACE_ID])?;
+    ensure!(
+        shown.contains("→ create_refund POST /crm/v1/refunds"),
+        "{shown}"
+    );
+    Ok(())
+}

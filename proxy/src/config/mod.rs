@@ -186,6 +186,7 @@ pub enum CredentialSource {
 #[derive(Debug, Clone)]
 pub struct TraceConfig {
     pub output: TraceOutput,
+    pub format: TraceFormat,
     pub ring_size: usize,
     pub include_body: bool,
     /// Record the policy's input document (redacted) with each call.
@@ -196,6 +197,13 @@ pub struct TraceConfig {
     /// The acting user's claims each record names.
     pub user_claims: Vec<String>,
     pub redact_fields: Vec<String>,
+}
+
+/// How records are written: lastmile's own records, or OPA decision-log events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceFormat {
+    Lastmile,
+    Opa,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,6 +288,10 @@ impl Config {
                     "stdout" => TraceOutput::Stdout,
                     "off" => TraceOutput::Off,
                     path => TraceOutput::File(resolve(base, Path::new(path))),
+                },
+                format: match raw.trace.format {
+                    raw::RawTraceFormat::Lastmile => TraceFormat::Lastmile,
+                    raw::RawTraceFormat::Opa => TraceFormat::Opa,
                 },
                 ring_size: raw.trace.ring_size,
                 include_body: raw.trace.include_body,

@@ -268,11 +268,22 @@ pub struct RawCredential {
     pub prefix: String,
 }
 
+/// `trace.format`.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawTraceFormat {
+    #[default]
+    Lastmile,
+    Opa,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTrace {
     #[serde(default = "default_trace_output")]
     pub output: String,
+    #[serde(default)]
+    pub format: RawTraceFormat,
     #[serde(default = "default_ring_size")]
     pub ring_size: usize,
     #[serde(default)]
@@ -293,6 +304,7 @@ impl Default for RawTrace {
     fn default() -> Self {
         Self {
             output: default_trace_output(),
+            format: RawTraceFormat::default(),
             ring_size: default_ring_size(),
             include_body: false,
             include_input: true,

@@ -13,31 +13,21 @@ pub mod opa;
 pub mod record;
 pub mod recorded;
 pub mod redact;
+mod writer;
 
-use crate::config::{TraceConfig, TraceOutput};
+use crate::config::{TraceConfig, TraceFormat, TraceOutput};
 use crate::metrics::Metrics;
 use anyhow::{Context, Result};
-use chain::{Digest, Sealer};
 use record::TraceRecord;
 use std::collections::VecDeque;
-use std::fs::File;
 use std::io::Write;
-use std::path::Path;
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use writer::{Encoding, Message};
 
 /// How many lines may wait for the writer before new ones are dropped (and counted).
 const QUEUE: usize = 65_536;
-/// The writer wakes on this period rather than per line: a wake-up per request costs
-/// more CPU than everything else the trace does.
-const WRITE_PERIOD: Duration = Duration::from_millis(10);
-
-enum Message {
-    Record(Arc<TraceRecord>),
-    /// Write everything queued so far, then acknowledge.
-    Flush(SyncSender<()>),
-}
 
 /// Where records go.
 #[derive(Clone)]
@@ -52,8 +42,9 @@ impl TraceSink {
     /// Opens the output and starts the writer thread. Writing happens on a plain thread
     /// of its own: file and stdout writes block, and handing each batch to the async
     /// runtime's blocking pool costs more than the write.
-    pub fn start(config: &TraceConfig, metrics: Metrics) -> Result<TraceSink> {
-        let writer: Option<(Box<dyn Write + Send>, Option<Sealer>)> = match &config.output {
+    /// `entrypoint` names the decision in OPA-format events.
+    pub fn start(config: &TraceConfig, entrypoint: &str, metrics: Metrics) -> Result<TraceSink> {
+        let writer: Option<(Box<dyn Write + Send>, Option<chain::Sealer>)> = match &config.output {
             TraceOutput::Off => None,
             TraceOutput::Stdout => Some((Box::new(std::io::stdout()), None)),
             // Created 0600 (an existing file is tightened): records name users and
@@ -61,17 +52,24 @@ impl TraceSink {
             TraceOutput::File(path) => {
                 let mut file = crate::private_file::open_append(path)
                     .with_context(|| format!("opening trace file {}", path.display()))?;
-                let sealer = continue_chain(&mut file, path)
+                let sealer = writer::continue_chain(&mut file, path)
                     .with_context(|| format!("reading the end of trace file {}", path.display()))?;
                 Some((Box::new(file), Some(sealer)))
             }
+        };
+        let encoding = match config.format {
+            TraceFormat::Lastmile => Encoding::Lastmile,
+            TraceFormat::Opa => Encoding::Opa {
+                labels: opa::Labels::for_this_process(),
+                path: opa::decision_path(entrypoint),
+            },
         };
         let lines = writer
             .map(|(w, sealer)| {
                 let (tx, rx) = mpsc::sync_channel(QUEUE);
                 std::thread::Builder::new()
                     .name("lastmile-trace".into())
-                    .spawn(move || write_lines(rx, w, sealer))
+                    .spawn(move || writer::write_lines(rx, w, sealer, encoding))
                     .map(|_| tx)
             })
             .transpose()
@@ -150,82 +148,6 @@ impl TraceSink {
 /// A record's `time` as a sort key (unreadable times sort first, in written order).
 pub fn event_time(time: &str) -> Option<std::time::SystemTime> {
     humantime::parse_rfc3339_weak(time.trim_end_matches('Z')).ok()
-}
-
-/// The sealer for a trace file about to be appended to: it continues the chain of the
-/// file's last line, or starts a new one (with a warning, as `trace verify` will note
-/// the restart) when that line is not a chained record.
-fn continue_chain(file: &mut File, path: &Path) -> std::io::Result<Sealer> {
-    // Only a regular file has an end to read: a FIFO or a device has no last line, and
-    // reading one could block.
-    if !file.metadata()?.is_file() {
-        return Ok(Sealer::new(Digest::ZERO));
-    }
-    let tail = chain::resume(&mut File::open(path)?)?;
-    if tail.newline_first {
-        // The next record gets a line of its own rather than completing a torn one.
-        file.write_all(b"\n")?;
-    }
-    if let Some(reason) = tail.restart {
-        tracing::warn!(
-            file = %path.display(),
-            "the trace file's hash chain starts again: {reason}"
-        );
-    }
-    Ok(Sealer::new(tail.prev))
-}
-
-fn write_lines(rx: Receiver<Message>, out: Box<dyn Write + Send>, mut sealer: Option<Sealer>) {
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
-    // One buffer for every line: the record is serialised into it, then sealed.
-    let mut line = Vec::with_capacity(1024);
-    loop {
-        std::thread::sleep(WRITE_PERIOD);
-        let mut result = Ok(());
-        let mut acks = Vec::new();
-        let disconnected = loop {
-            match rx.try_recv() {
-                // After a failed write the rest of the batch is not sealed either, so
-                // the chain holds only records whose write was attempted: a record
-                // lost to an I/O error then shows as a removal in `trace verify`.
-                Ok(Message::Record(record)) => {
-                    result = result
-                        .and_then(|()| write_record(&mut out, &mut line, sealer.as_mut(), &record));
-                }
-                Ok(Message::Flush(ack)) => acks.push(ack),
-                Err(mpsc::TryRecvError::Empty) => break false,
-                Err(mpsc::TryRecvError::Disconnected) => break true,
-            }
-        };
-        if let Err(e) = result.and_then(|()| out.flush()) {
-            tracing::error!(error = %e, "writing the decision trace");
-        }
-        for ack in acks {
-            let _ = ack.send(());
-        }
-        if disconnected {
-            return;
-        }
-    }
-}
-
-/// Serialises one record into `line`, seals it when the output is chained, and writes
-/// it with its newline.
-fn write_record(
-    out: &mut impl Write,
-    line: &mut Vec<u8>,
-    sealer: Option<&mut Sealer>,
-    record: &TraceRecord,
-) -> std::io::Result<()> {
-    line.clear();
-    serde_json::to_writer(&mut *line, record)?;
-    if let Some(sealer) = sealer {
-        sealer
-            .seal(line)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    }
-    line.push(b'\n');
-    out.write_all(line)
 }
 
 #[cfg(test)]

@@ -29,6 +29,15 @@ impl Labels {
     }
 }
 
+/// The decision's path in events: the entry point without `data.`, dots as slashes
+/// (`data.lastmile.decision` → `lastmile/decision`), as OPA writes it.
+pub fn decision_path(entrypoint: &str) -> String {
+    entrypoint
+        .strip_prefix("data.")
+        .unwrap_or(entrypoint)
+        .replace('.', "/")
+}
+
 /// One record as an event.
 pub struct OpaEvent<'a> {
     pub record: &'a TraceRecord,
@@ -149,6 +158,11 @@ mod tests {
             "/input/request/body/card_number"
         );
         assert_eq!(pointer("input.a/b.c~d"), "/input/a~1b/c~0d");
+    }
+
+    #[test]
+    fn the_path_is_the_entry_point_as_opa_writes_it() {
+        assert_eq!(decision_path("data.lastmile.decision"), "lastmile/decision");
     }
 
     #[test]
