@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod policy;
 pub mod private_file;
+pub mod ready;
 pub mod refusal;
 pub mod response;
 pub mod route;
@@ -106,8 +107,10 @@ pub async fn serve_with_clock(
         }
         None => None,
     };
+    let ready = ready::Ready::build(&config, &metrics)?;
     let proxy = Arc::new(pipeline::Proxy::new(
         &config,
+        ready,
         policy.clone(),
         metrics.clone(),
         traces.clone(),

@@ -30,18 +30,18 @@ mod send;
 pub mod strict_json;
 
 use crate::approval::Approvals;
-use crate::config::{Config, RouteConfig};
+use crate::config::Config;
 use crate::dedup::store::DedupStore;
 use crate::identity::Verifier;
-use crate::metrics::{Metrics, RouteMetrics};
+use crate::metrics::Metrics;
 use crate::policy::PolicyStore;
+use crate::ready::{Ready, Route};
 use crate::refusal::Refusal;
 use crate::response::{json_response, ResponseBody};
 use crate::route::RouteTable;
 use crate::trace::context::TraceContext;
 use crate::trace::record::DecisionTrace;
 use crate::trace::{redact, TraceSink};
-use crate::upstream::{self, credential::Credential, UpstreamClient};
 use anyhow::Result;
 use enforce::Enforced;
 use http::{HeaderValue, Request, Response};
@@ -61,14 +61,6 @@ const TRACE_BODY_LIMIT: usize = 16 * 1024;
 
 /// Response header carrying the trace id, for looking the request up later.
 pub const TRACE_HEADER: &str = "lastmile-trace-id";
-
-/// A configured route with its ready objects.
-struct Route {
-    config: RouteConfig,
-    client: UpstreamClient,
-    credential: Option<Credential>,
-    metrics: RouteMetrics,
-}
 
 /// The proxy: everything a request needs, shared by all connections.
 pub struct Proxy {
@@ -98,31 +90,18 @@ struct Forwarded {
 impl Proxy {
     pub fn new(
         config: &Config,
+        ready: Ready,
         policy: Arc<PolicyStore>,
         metrics: Metrics,
         traces: TraceSink,
         dedup: Arc<dyn DedupStore>,
         approvals: Option<Arc<Approvals>>,
     ) -> Result<Proxy> {
-        let routes = config
-            .routes
-            .iter()
-            .map(|r| {
-                Ok(Route {
-                    client: upstream::client(r)?,
-                    credential: r.credential.as_ref().map(Credential::new),
-                    metrics: metrics.for_route(&r.name),
-                    config: r.clone(),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let table = RouteTable::new(
-            config
-                .routes
-                .iter()
-                .map(|r| (r.prefix.as_deref(), r.hosts.as_slice())),
-        );
-        let identity = config.identity.as_ref().map(Verifier::new).transpose()?;
+        let Ready {
+            routes,
+            table,
+            identity,
+        } = ready;
         Ok(Proxy {
             routes,
             table,
