@@ -189,6 +189,8 @@ pub struct TraceConfig {
     pub ring_size: usize,
     pub include_body: bool,
     pub redact_fields: Vec<String>,
+    /// OpenTelemetry export of every record as a span; `None`: off.
+    pub otlp: Option<crate::trace::otlp::OtlpConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,6 +284,11 @@ impl Config {
                     .iter()
                     .map(|f| f.to_ascii_lowercase())
                     .collect(),
+                otlp: raw
+                    .trace
+                    .otlp
+                    .map(crate::trace::otlp::validate)
+                    .transpose()?,
             },
             server: validate_server(&raw.server)?,
             dedup: dedup::validate(raw.dedup)?,

@@ -279,6 +279,9 @@ pub struct RawTrace {
     pub include_body: bool,
     #[serde(default = "default_redact_fields")]
     pub redact_fields: Vec<String>,
+    /// OpenTelemetry export; absent: off.
+    #[serde(default)]
+    pub otlp: Option<crate::trace::otlp::RawOtlp>,
 }
 
 impl Default for RawTrace {
@@ -288,6 +291,7 @@ impl Default for RawTrace {
             ring_size: default_ring_size(),
             include_body: false,
             redact_fields: default_redact_fields(),
+            otlp: None,
         }
     }
 }
