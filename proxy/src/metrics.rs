@@ -35,6 +35,8 @@ pub struct Metrics {
     pub policy_last_reload_successful: IntGauge,
     pub policy_info: IntGaugeVec,
     pub trace_dropped: IntCounter,
+    pub trace_spans_exported: IntCounter,
+    pub trace_spans_dropped: IntCounterVec,
     pub dedup: IntCounterVec,
     pub dedup_entries: IntGauge,
     pub dedup_store_errors: IntCounterVec,
@@ -113,6 +115,19 @@ impl Metrics {
                 "lastmile_trace_records_dropped_total",
                 "Decision trace records dropped because the trace writer fell behind.",
             )?,
+            trace_spans_exported: IntCounter::new(
+                "lastmile_trace_spans_exported_total",
+                "Trace spans the OTLP collector accepted.",
+            )?,
+            trace_spans_dropped: IntCounterVec::new(
+                Opts::new(
+                    "lastmile_trace_spans_dropped_total",
+                    "Trace spans not exported over OTLP, by reason (queue_full: the exporter \
+                     fell behind; export_failed: the collector could not be reached or refused \
+                     the batch; rejected: the collector dropped them; invalid: not encodable).",
+                ),
+                &["reason"],
+            )?,
             dedup: IntCounterVec::new(
                 Opts::new(
                     "lastmile_dedup_total",
@@ -160,7 +175,7 @@ impl Metrics {
             &["version"],
         )?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let collectors: [Box<dyn prometheus::core::Collector>; 16] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 18] = [
             Box::new(build),
             Box::new(metrics.requests.clone()),
             Box::new(metrics.request_duration.clone()),
@@ -171,6 +186,8 @@ impl Metrics {
             Box::new(metrics.policy_last_reload_successful.clone()),
             Box::new(metrics.policy_info.clone()),
             Box::new(metrics.trace_dropped.clone()),
+            Box::new(metrics.trace_spans_exported.clone()),
+            Box::new(metrics.trace_spans_dropped.clone()),
             Box::new(metrics.dedup.clone()),
             Box::new(metrics.dedup_entries.clone()),
             Box::new(metrics.dedup_store_errors.clone()),

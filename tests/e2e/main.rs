@@ -22,6 +22,7 @@ mod identity;
 mod library;
 mod lifecycle;
 mod observability;
+mod otlp;
 mod policy_cli;
 mod refusals;
 mod reload;

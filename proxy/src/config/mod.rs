@@ -197,6 +197,8 @@ pub struct TraceConfig {
     /// The acting user's claims each record names.
     pub user_claims: Vec<String>,
     pub redact_fields: Vec<String>,
+    /// OpenTelemetry export of every record as a span; `None`: off.
+    pub otlp: Option<crate::trace::otlp::OtlpConfig>,
 }
 
 /// How records are written: lastmile's own records, or OPA decision-log events.
@@ -305,6 +307,11 @@ impl Config {
                     .iter()
                     .map(|f| f.to_ascii_lowercase())
                     .collect(),
+                otlp: raw
+                    .trace
+                    .otlp
+                    .map(crate::trace::otlp::validate)
+                    .transpose()?,
             },
             server: validate_server(&raw.server)?,
             dedup: dedup::validate(raw.dedup)?,

@@ -298,6 +298,9 @@ pub struct RawTrace {
     pub user_claims: Vec<String>,
     #[serde(default = "default_redact_fields")]
     pub redact_fields: Vec<String>,
+    /// OpenTelemetry export; absent: off.
+    #[serde(default)]
+    pub otlp: Option<crate::trace::otlp::RawOtlp>,
 }
 
 impl Default for RawTrace {
@@ -312,6 +315,7 @@ impl Default for RawTrace {
             response_body_limit: default_response_body_limit(),
             user_claims: default_user_claims(),
             redact_fields: default_redact_fields(),
+            otlp: None,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The decision trace: one JSON line per request, written off the request path, with a
 //! bounded in-memory ring of recent records for the admin API.
 //!
+//! With `trace.otlp`, every record is also exported as an OpenTelemetry span ([`otlp`]).
+//!
 //! Records hold what an investigation needs (who, what, which rules, which policy
 //! revision, what upstream said) and never credentials or identity tokens; request
 //! bodies only when configured, and then redacted. A trace file is a hash chain
@@ -10,6 +12,7 @@
 pub mod chain;
 pub mod context;
 pub mod opa;
+pub mod otlp;
 pub mod record;
 pub mod recorded;
 pub mod redact;
@@ -33,6 +36,7 @@ const QUEUE: usize = 65_536;
 #[derive(Clone)]
 pub struct TraceSink {
     lines: Option<SyncSender<Message>>,
+    otlp: Option<otlp::Exporter>,
     recent: Arc<Mutex<VecDeque<Arc<TraceRecord>>>>,
     ring_size: usize,
     metrics: Metrics,
@@ -74,8 +78,15 @@ impl TraceSink {
             })
             .transpose()
             .context("starting the trace writer")?;
+        let otlp = config
+            .otlp
+            .as_ref()
+            .map(|c| otlp::Exporter::start(c, metrics.clone()))
+            .transpose()
+            .context("starting the OTLP exporter")?;
         Ok(TraceSink {
             lines,
+            otlp,
             recent: Arc::new(Mutex::new(VecDeque::with_capacity(config.ring_size))),
             ring_size: config.ring_size,
             metrics,
@@ -84,7 +95,8 @@ impl TraceSink {
 
     /// Records one request. Never blocks, and does no serialisation on the request
     /// path: the writer thread serialises. A writer that falls behind loses records,
-    /// counted in `lastmile_trace_records_dropped_total`.
+    /// counted in `lastmile_trace_records_dropped_total`; so does an OTLP exporter, in
+    /// `lastmile_trace_spans_dropped_total`.
     pub fn emit(&self, record: TraceRecord) {
         let record = Arc::new(record);
         if self.ring_size > 0 {
@@ -95,6 +107,9 @@ impl TraceSink {
                 recent.push_back(record.clone());
             }
         }
+        if let Some(exporter) = &self.otlp {
+            exporter.export(record.clone());
+        }
         if let Some(tx) = &self.lines {
             if tx.try_send(Message::Record(record)).is_err() {
                 self.metrics.trace_dropped.inc();
@@ -102,13 +117,18 @@ impl TraceSink {
         }
     }
 
-    /// Waits (up to a second) until every record emitted so far has been written.
+    /// Waits (up to a second) until every record emitted so far has been written, then
+    /// (up to five more) until the OTLP exporter has sent their spans. Blocks: call it off
+    /// the async runtime's workers.
     pub fn flush(&self) {
         if let Some(tx) = &self.lines {
             let (ack, done) = mpsc::sync_channel(1);
             if tx.send(Message::Flush(ack)).is_ok() {
                 let _ = done.recv_timeout(Duration::from_secs(1));
             }
+        }
+        if let Some(exporter) = &self.otlp {
+            exporter.flush();
         }
     }
 

@@ -174,6 +174,10 @@ pub struct Setup {
     pub eval_timeout_ms: Option<u64>,
     /// The `approvals:` block, as YAML flow text.
     pub approvals: Option<String>,
+    /// `trace.otlp`, as YAML flow text.
+    pub otlp: Option<String>,
+    /// Environment variables set for the proxy (on top of the test's own).
+    pub env: Vec<(String, String)>,
 }
 
 impl Setup {
@@ -190,7 +194,21 @@ impl Setup {
             server: None,
             eval_timeout_ms: None,
             approvals: None,
+            otlp: None,
+            env: Vec::new(),
         }
+    }
+
+    /// Sets `trace.otlp` (YAML flow text, e.g. `{endpoint: "http://..."}`).
+    pub fn otlp(mut self, yaml: &str) -> Self {
+        self.otlp = Some(yaml.to_string());
+        self
+    }
+
+    /// Sets an environment variable for the proxy.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_string(), value.to_string()));
+        self
     }
 
     /// Adds `key: value` (YAML) to the `identity:` block, next to the HS256 secret.
@@ -313,6 +331,9 @@ impl Setup {
         )?;
         for setting in &self.trace_settings {
             writeln!(y, "  {setting}")?;
+        }
+        if let Some(otlp) = &self.otlp {
+            writeln!(y, "  otlp: {otlp}")?;
         }
         Ok(y)
     }

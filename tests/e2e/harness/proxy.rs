@@ -68,8 +68,9 @@ impl Workspace {
         std::fs::rename(&temp, &path).with_context(|| format!("replacing {}", path.display()))
     }
 
-    /// `lastmile run` on `config_text`, written as `lastmile.yaml` in the workspace.
-    fn command(&self, config_text: &str) -> Result<Command> {
+    /// `lastmile run` on `config_text`, written as `lastmile.yaml` in the workspace, with
+    /// `env` added to the environment it inherits.
+    fn command(&self, config_text: &str, env: &[(String, String)]) -> Result<Command> {
         let config = self.path("lastmile.yaml");
         std::fs::write(&config, config_text)?;
         let mut command = Command::new(BINARY);
@@ -79,8 +80,9 @@ impl Workspace {
             .arg(&config)
             .current_dir(self.dir.path())
             .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         Ok(command)
     }
@@ -88,23 +90,32 @@ impl Workspace {
     /// Starts the proxy and waits for its ready line.
     pub async fn start(self, setup: &Setup) -> Result<Proxy> {
         let config_text = setup.yaml()?;
-        self.start_with_config_text(&config_text).await
+        self.launch(&config_text, &setup.env).await
     }
 
     /// Starts the proxy on a config written elsewhere (a rendered Helm chart, say) rather
     /// than generated from a [`Setup`], and waits for its ready line. The config must
     /// listen on port 0 for both ports; the ports are read from the ready line.
     pub async fn start_with_config_text(self, config_text: &str) -> Result<Proxy> {
+        self.launch(config_text, &[]).await
+    }
+
+    async fn launch(self, config_text: &str, env: &[(String, String)]) -> Result<Proxy> {
         let mut child = ChildGuard(
-            self.command(config_text)?
+            self.command(config_text, env)?
                 .spawn()
                 .context("spawning the proxy")?,
         );
         let stderr = child.0.stderr.take().context("no stderr pipe")?;
+        let stdout = child.0.stdout.take().context("no stdout pipe")?;
         let log = Arc::new(Mutex::new(String::new()));
+        let out = Arc::new(Mutex::new(String::new()));
         let (ready_tx, ready_rx) = oneshot::channel();
         let thread_log = log.clone();
         std::thread::spawn(move || collect_stderr(stderr, &thread_log, ready_tx));
+        let thread_out = out.clone();
+        // Drained always, so a proxy writing to stdout never blocks on a full pipe.
+        std::thread::spawn(move || collect(stdout, &thread_out));
         let ready = tokio::time::timeout(READY_LIMIT, ready_rx).await;
         let stderr_text = || log.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let (data, admin) = match ready {
@@ -123,6 +134,7 @@ impl Workspace {
             admin,
             running: Running::Child(child),
             stderr: log,
+            stdout: out,
             workspace: self,
             client: client::http_client(),
         })
@@ -155,6 +167,7 @@ impl Workspace {
             admin: admin_addr,
             running: Running::Task(task, Some(stop)),
             stderr: Arc::new(Mutex::new(String::new())),
+            stdout: Arc::new(Mutex::new(String::new())),
             workspace: self,
             client: client::http_client(),
         };
@@ -177,7 +190,8 @@ impl Workspace {
     /// Runs the proxy expecting it to exit on its own; returns its status and stderr.
     pub async fn run_to_exit(&self, setup: &Setup) -> Result<(ExitStatus, String)> {
         let mut child = ChildGuard(
-            self.command(&setup.yaml()?)?
+            self.command(&setup.yaml()?, &setup.env)?
+                .stdout(Stdio::null())
                 .spawn()
                 .context("spawning the proxy")?,
         );
@@ -254,6 +268,16 @@ fn collect_stderr(
     }
 }
 
+/// Copies `from` into `into` until it closes.
+fn collect(from: impl std::io::Read, into: &Mutex<String>) {
+    for line in BufReader::new(from).lines() {
+        let Ok(line) = line else { break };
+        let mut text = into.lock().unwrap_or_else(PoisonError::into_inner);
+        text.push_str(&line);
+        text.push('\n');
+    }
+}
+
 /// `... lastmile ready data_addr=127.0.0.1:P admin_addr=127.0.0.1:Q`
 fn parse_ready(line: &str) -> Addrs {
     let field = |key: &str| -> Result<SocketAddr> {
@@ -278,6 +302,7 @@ pub struct Proxy {
     pub admin: SocketAddr,
     running: Running,
     stderr: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<String>>,
     workspace: Workspace,
     client: HttpClient,
 }
@@ -373,6 +398,14 @@ impl Proxy {
     /// Everything the proxy logged so far.
     pub fn stderr(&self) -> String {
         self.stderr
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Everything the proxy wrote to standard output so far.
+    pub fn stdout(&self) -> String {
+        self.stdout
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
