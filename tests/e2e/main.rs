@@ -23,6 +23,7 @@ mod library;
 mod lifecycle;
 mod observability;
 mod policy_cli;
+mod policy_replay;
 mod refusals;
 mod reload;
 mod routing;
