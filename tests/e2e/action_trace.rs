@@ -408,5 +408,20 @@ async fn the_opa_format_writes_decision_log_events_that_opa_consumers_read() -> 
         shown.contains("→ create_refund POST /crm/v1/refunds"),
         "{shown}"
     );
+    let bundle = workspace.path("policies");
+    let replayed: Value = serde_json::from_str(&cli(&[
+        "policy",
+        "replay",
+        "--traces",
+        &file,
+        &bundle.to_string_lossy(),
+        "--format",
+        "json",
+    ])?)?;
+    ensure!(
+        replayed["replayed"] == 2 && replayed["changed"] == json!([]),
+        "{replayed}"
+    );
+    ensure!(replayed["not_exact"] == 1, "{replayed}");
     Ok(())
 }

@@ -24,6 +24,7 @@ mod lifecycle;
 mod observability;
 mod otlp;
 mod policy_cli;
+mod policy_replay;
 mod refusals;
 mod reload;
 mod routing;

@@ -1,6 +1,7 @@
 //! The command line.
 
 pub mod policy;
+pub mod replay;
 pub mod trace;
 pub mod trace_show;
 
@@ -57,7 +58,7 @@ pub enum Command {
         #[arg(long)]
         policies: Option<PathBuf>,
     },
-    /// Check, test and evaluate policy bundles with the proxy's own engine.
+    /// Check, test, evaluate and replay policy bundles with the proxy's own engine.
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
@@ -102,6 +103,13 @@ pub enum PolicyCommand {
         #[arg(long, default_value = "data.lastmile.decision")]
         entrypoint: String,
     },
+    /// Re-evaluate the policy inputs a decision trace recorded on a candidate bundle and
+    /// print the decisions that change.
+    ///
+    /// Checks a bundle change against real traffic before it serves. An input the trace
+    /// recorded with redacted values (or without its body) is marked "not exact": the
+    /// candidate saw "[redacted]" where the policy saw the real value.
+    Replay(replay::ReplayArgs),
 }
 
 #[derive(Debug, Subcommand)]

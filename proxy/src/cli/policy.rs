@@ -30,7 +30,19 @@ pub fn run(command: PolicyCommand) -> Result<bool> {
             libraries,
             entrypoint,
         } => eval(&dir, &input, &libraries, &entrypoint),
+        PolicyCommand::Replay(args) => super::replay::run(&args),
     }
+}
+
+/// Reads and compiles a bundle as the proxy would serve it.
+pub(super) fn load(
+    dir: &Path,
+    libraries: &[PathBuf],
+    entrypoint: &str,
+) -> Result<(Bundle, PreparedPolicy)> {
+    let bundle = Bundle::read_with_libraries(dir, libraries)?;
+    let policy = PreparedPolicy::compile(&bundle, entrypoint, CLI_EVAL_TIMEOUT)?;
+    Ok((bundle, policy))
 }
 
 fn check(dir: &Path, libraries: &[PathBuf], entrypoint: &str) -> Result<bool> {
@@ -114,8 +126,7 @@ fn bundle_dirs(path: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn eval(dir: &Path, input: &Path, libraries: &[PathBuf], entrypoint: &str) -> Result<bool> {
-    let bundle = Bundle::read_with_libraries(dir, libraries)?;
-    let policy = PreparedPolicy::compile(&bundle, entrypoint, CLI_EVAL_TIMEOUT)?;
+    let (bundle, policy) = load(dir, libraries, entrypoint)?;
     let text = if input.as_os_str() == "-" {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text)?;

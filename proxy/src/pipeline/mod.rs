@@ -57,7 +57,7 @@ use std::time::{Instant, SystemTime};
 /// Response header naming what lastmile did with the request.
 pub const DECISION_HEADER: &str = "lastmile-decision";
 /// Request bodies larger than this are not copied into traces.
-const TRACE_BODY_LIMIT: usize = 16 * 1024;
+pub(crate) const TRACE_BODY_LIMIT: usize = 16 * 1024;
 
 /// Response header carrying the trace id, for looking the request up later.
 pub const TRACE_HEADER: &str = "lastmile-trace-id";

@@ -1,6 +1,6 @@
 //! Policies: reading a bundle ([`bundle`]), compiling and evaluating it ([`engine`]),
-//! parsing its decision ([`decision`]), asking it for one ([`decide`]), and keeping the
-//! live one current ([`reload`]).
+//! parsing its decision ([`decision`]), asking it for one ([`decide`]), keeping the
+//! live one current ([`reload`]), and judging recorded traffic again ([`replay`]).
 //!
 //! The live policy is an [`ArcSwap`] snapshot loaded once per request, so the hot path
 //! takes no lock and a reload never disturbs requests already evaluating.
@@ -10,6 +10,7 @@ pub mod decide;
 pub mod decision;
 pub mod engine;
 pub mod reload;
+pub mod replay;
 pub mod testing;
 
 use crate::config::PolicyConfig;

@@ -1,7 +1,7 @@
 //! The shape of one decision trace line (documented in the README).
 
 use super::recorded::{RecordedInput, RecordedResponse};
-use crate::policy::decision::{Decision, Reason, Verdict};
+use crate::policy::decision::{Decision, Reason};
 use serde::Serialize;
 
 /// What a record is of.
@@ -136,11 +136,7 @@ impl From<&Decision> for DecisionTrace {
     /// was named, and the obligations by name (never their values).
     fn from(decision: &Decision) -> DecisionTrace {
         DecisionTrace {
-            verdict: match decision.verdict() {
-                Verdict::Deny => "deny",
-                Verdict::Approval => "approval",
-                Verdict::Allow => "allow",
-            },
+            verdict: decision.verdict().name(),
             deny: decision.deny.clone(),
             approval: decision.approval.clone(),
             dedup: decision.dedup.is_some(),

@@ -59,6 +59,24 @@ impl Decision {
     }
 }
 
+impl Verdict {
+    /// The verdict's name in the trace (`decision.verdict`) and the CLI's reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Deny => "deny",
+            Verdict::Approval => "approval",
+            Verdict::Allow => "allow",
+        }
+    }
+
+    /// The verdict a trace names, when it names one.
+    pub fn from_name(name: &str) -> Option<Verdict> {
+        [Verdict::Deny, Verdict::Approval, Verdict::Allow]
+            .into_iter()
+            .find(|v| v.name() == name)
+    }
+}
+
 /// Why a policy result is not a usable decision.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
