@@ -37,6 +37,8 @@ pub struct Metrics {
     pub trace_dropped: IntCounter,
     pub trace_spans_exported: IntCounter,
     pub trace_spans_dropped: IntCounterVec,
+    pub decision_logs_exported: IntCounter,
+    pub decision_logs_dropped: IntCounterVec,
     pub dedup: IntCounterVec,
     pub dedup_entries: IntGauge,
     pub dedup_store_errors: IntCounterVec,
@@ -128,6 +130,19 @@ impl Metrics {
                 ),
                 &["reason"],
             )?,
+            decision_logs_exported: IntCounter::new(
+                "lastmile_decision_logs_exported_total",
+                "Decision-log events the decision-log service accepted.",
+            )?,
+            decision_logs_dropped: IntCounterVec::new(
+                Opts::new(
+                    "lastmile_decision_logs_dropped_total",
+                    "Decision-log events not uploaded, by reason (queue_full: the uploader \
+                     fell behind; export_failed: the service could not be reached or refused \
+                     the batch).",
+                ),
+                &["reason"],
+            )?,
             dedup: IntCounterVec::new(
                 Opts::new(
                     "lastmile_dedup_total",
@@ -175,7 +190,7 @@ impl Metrics {
             &["version"],
         )?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let collectors: [Box<dyn prometheus::core::Collector>; 18] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 20] = [
             Box::new(build),
             Box::new(metrics.requests.clone()),
             Box::new(metrics.request_duration.clone()),
@@ -188,6 +203,8 @@ impl Metrics {
             Box::new(metrics.trace_dropped.clone()),
             Box::new(metrics.trace_spans_exported.clone()),
             Box::new(metrics.trace_spans_dropped.clone()),
+            Box::new(metrics.decision_logs_exported.clone()),
+            Box::new(metrics.decision_logs_dropped.clone()),
             Box::new(metrics.dedup.clone()),
             Box::new(metrics.dedup_entries.clone()),
             Box::new(metrics.dedup_store_errors.clone()),

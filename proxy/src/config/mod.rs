@@ -199,6 +199,8 @@ pub struct TraceConfig {
     pub redact_fields: Vec<String>,
     /// OpenTelemetry export of every record as a span; `None`: off.
     pub otlp: Option<crate::trace::otlp::OtlpConfig>,
+    /// Upload of every record as an OPA decision-log event; `None`: off.
+    pub decision_logs: Option<crate::trace::decision_log::DecisionLogConfig>,
 }
 
 /// How records are written: lastmile's own records, or OPA decision-log events.
@@ -311,6 +313,11 @@ impl Config {
                     .trace
                     .otlp
                     .map(crate::trace::otlp::validate)
+                    .transpose()?,
+                decision_logs: raw
+                    .trace
+                    .decision_logs
+                    .map(crate::trace::decision_log::validate)
                     .transpose()?,
             },
             server: validate_server(&raw.server)?,

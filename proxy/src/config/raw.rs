@@ -301,6 +301,8 @@ pub struct RawTrace {
     /// OpenTelemetry export; absent: off.
     #[serde(default)]
     pub otlp: Option<crate::trace::otlp::RawOtlp>,
+    #[serde(default)]
+    pub decision_logs: Option<crate::trace::decision_log::RawDecisionLogs>,
 }
 
 impl Default for RawTrace {
@@ -316,6 +318,7 @@ impl Default for RawTrace {
             user_claims: default_user_claims(),
             redact_fields: default_redact_fields(),
             otlp: None,
+            decision_logs: None,
         }
     }
 }

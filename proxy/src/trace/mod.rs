@@ -11,6 +11,8 @@
 
 pub mod chain;
 pub mod context;
+pub mod decision_log;
+pub mod export;
 pub mod opa;
 pub mod otlp;
 pub mod record;
@@ -36,7 +38,8 @@ const QUEUE: usize = 65_536;
 #[derive(Clone)]
 pub struct TraceSink {
     lines: Option<SyncSender<Message>>,
-    otlp: Option<otlp::Exporter>,
+    otlp: Option<export::Exporter>,
+    decision_logs: Option<export::Exporter>,
     recent: Arc<Mutex<VecDeque<Arc<TraceRecord>>>>,
     ring_size: usize,
     metrics: Metrics,
@@ -81,12 +84,19 @@ impl TraceSink {
         let otlp = config
             .otlp
             .as_ref()
-            .map(|c| otlp::Exporter::start(c, metrics.clone()))
+            .map(|c| otlp::start(c, &metrics))
             .transpose()
             .context("starting the OTLP exporter")?;
+        let decision_logs = config
+            .decision_logs
+            .as_ref()
+            .map(|c| decision_log::start(c, entrypoint, &metrics))
+            .transpose()
+            .context("starting the decision-log uploader")?;
         Ok(TraceSink {
             lines,
             otlp,
+            decision_logs,
             recent: Arc::new(Mutex::new(VecDeque::with_capacity(config.ring_size))),
             ring_size: config.ring_size,
             metrics,
@@ -107,7 +117,7 @@ impl TraceSink {
                 recent.push_back(record.clone());
             }
         }
-        if let Some(exporter) = &self.otlp {
+        for exporter in self.otlp.iter().chain(&self.decision_logs) {
             exporter.export(record.clone());
         }
         if let Some(tx) = &self.lines {
@@ -127,7 +137,7 @@ impl TraceSink {
                 let _ = done.recv_timeout(Duration::from_secs(1));
             }
         }
-        if let Some(exporter) = &self.otlp {
+        for exporter in self.otlp.iter().chain(&self.decision_logs) {
             exporter.flush();
         }
     }

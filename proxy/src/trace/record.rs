@@ -200,3 +200,41 @@ pub struct Latency {
 pub fn millis(d: std::time::Duration) -> f64 {
     (d.as_micros() as f64) / 1000.0
 }
+
+/// A record for unit tests of what consumes records.
+#[cfg(test)]
+pub mod sample {
+    use super::*;
+
+    /// A denied call, with no optional part.
+    pub fn call() -> TraceRecord {
+        TraceRecord {
+            kind: RecordKind::Call,
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            span_id: "7c1d6a0e9b3f2a10".into(),
+            parent_span_id: None,
+            time: "2026-11-26T20:21:01.467055Z".into(),
+            route: Some("crm".into()),
+            mode: Some("enforce"),
+            user: Some("u_bob".into()),
+            user_claims: None,
+            user_input: None,
+            tool: Some("get_invoice".into()),
+            method: "GET".into(),
+            path: "/crm/v1/invoices/INV-1".into(),
+            outcome: "denied",
+            status: 403,
+            decision: None,
+            policy_revision: Some("sha256:826a49ad485c54b0".into()),
+            error: None,
+            upstream: None,
+            dedup: None,
+            latency_ms: Latency::default(),
+            request_body: None,
+            call: None,
+            response: None,
+            annotation: None,
+            approval: None,
+        }
+    }
+}

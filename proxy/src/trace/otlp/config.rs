@@ -1,14 +1,11 @@
-//! `trace.otlp`: where spans are exported and with which headers. The headers usually
-//! carry a collector's API key, so their values are secrets: they are marked sensitive,
-//! never printed by `Debug`, and never named in an error (only the header or variable is).
+//! `trace.otlp`: where spans are exported and with which headers (see
+//! [`crate::trace::export::endpoint`]: header values are secrets).
 
-use anyhow::{bail, Context, Result};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{Scheme, Uri};
+use crate::trace::export::endpoint::{self, default_timeout_ms, Endpoint, RawEndpoint};
+use anyhow::{bail, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::Duration;
 
 /// What the operator wrote under `trace.otlp`.
 #[derive(Deserialize)]
@@ -42,36 +39,12 @@ impl fmt::Debug for RawOtlp {
 }
 
 /// The validated export settings.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct OtlpConfig {
-    pub endpoint: Uri,
-    /// Sent with every export; every value is marked sensitive.
-    pub headers: HeaderMap,
-    /// Bounds connecting and each export attempt.
-    pub timeout: Duration,
+    pub endpoint: Endpoint,
     /// The `service.name` resource attribute.
     pub service_name: String,
 }
-
-impl fmt::Debug for OtlpConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OtlpConfig")
-            .field("endpoint", &self.endpoint)
-            .field("headers", &self.headers.keys().collect::<Vec<_>>())
-            .field("timeout", &self.timeout)
-            .field("service_name", &self.service_name)
-            .finish()
-    }
-}
-
-/// Headers lastmile sets itself on an export request.
-const OWN_HEADERS: [HeaderName; 5] = [
-    header::CONTENT_TYPE,
-    header::CONTENT_LENGTH,
-    header::HOST,
-    header::TRANSFER_ENCODING,
-    header::CONNECTION,
-];
 
 /// Validates `trace.otlp`, reading `headers_env` from the process environment.
 pub fn validate(raw: RawOtlp) -> Result<OtlpConfig> {
@@ -80,73 +53,25 @@ pub fn validate(raw: RawOtlp) -> Result<OtlpConfig> {
 
 /// [`validate`] with `env` looking up environment variables.
 pub fn validate_with(raw: RawOtlp, env: impl Fn(&str) -> Option<String>) -> Result<OtlpConfig> {
-    let endpoint = parse_endpoint(&raw.endpoint)?;
-    if raw.timeout_ms == 0 {
-        bail!("trace.otlp.timeout_ms must be greater than zero");
-    }
+    let endpoint = endpoint::validate(
+        RawEndpoint {
+            section: "trace.otlp",
+            url_key: "endpoint",
+            url: &raw.endpoint,
+            example: "http://127.0.0.1:4318/v1/traces",
+            headers: raw.headers,
+            headers_env: raw.headers_env,
+            timeout_ms: raw.timeout_ms,
+        },
+        env,
+    )?;
     if raw.service_name.trim().is_empty() {
         bail!("trace.otlp.service_name must not be empty");
     }
-    let mut headers = HeaderMap::new();
-    let from_file = raw
-        .headers
-        .into_iter()
-        .map(|(name, value)| (name, Ok(value), "trace.otlp.headers".to_string()));
-    let from_env = raw.headers_env.into_iter().map(|(name, var)| {
-        let value = env(&var).filter(|v| !v.is_empty()).with_context(|| {
-            format!("the environment variable {var:?} is not set, empty or not UTF-8")
-        });
-        let field = format!("trace.otlp.headers_env.{name}");
-        (name, value, field)
-    });
-    for (name, value, field) in from_file.chain(from_env) {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .with_context(|| format!("{field}: {name:?} is not a valid header name"))?;
-        if OWN_HEADERS.contains(&name) {
-            bail!("{field}: lastmile sets {name} itself");
-        }
-        if headers.contains_key(&name) {
-            bail!("trace.otlp: the header {name} is set twice (headers and headers_env)");
-        }
-        // The value's parse error names no value, and neither does the context.
-        let mut value = HeaderValue::from_str(&value.with_context(|| field.clone())?)
-            .with_context(|| format!("{field}: the value is not a valid header value"))?;
-        value.set_sensitive(true);
-        headers.insert(name, value);
-    }
     Ok(OtlpConfig {
         endpoint,
-        headers,
-        timeout: Duration::from_millis(raw.timeout_ms),
         service_name: raw.service_name,
     })
-}
-
-/// An http(s) URL with a host, no user info (it would be a credential in a URL, and URLs
-/// are logged), and a path: the traces endpoint itself, not the collector's base URL.
-fn parse_endpoint(value: &str) -> Result<Uri> {
-    let url: Uri = value
-        .parse()
-        .with_context(|| format!("trace.otlp.endpoint: {value:?} is not a URL"))?;
-    let plain_host = url
-        .authority()
-        .is_some_and(|a| !a.as_str().contains('@') && !a.host().is_empty());
-    let web = url.scheme() == Some(&Scheme::HTTP) || url.scheme() == Some(&Scheme::HTTPS);
-    if !web || !plain_host {
-        bail!(
-            "trace.otlp.endpoint: {value:?} must be an http:// or https:// URL with a host (and no user info)"
-        );
-    }
-    if url.path() == "/" {
-        bail!(
-            "trace.otlp.endpoint: {value:?} has no path: give the traces endpoint itself, e.g. http://127.0.0.1:4318/v1/traces"
-        );
-    }
-    Ok(url)
-}
-
-fn default_timeout_ms() -> u64 {
-    5_000
 }
 
 fn default_service_name() -> String {
@@ -156,6 +81,8 @@ fn default_service_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
+    use std::time::Duration;
 
     const KEY: &str = "k-otlp-secret-0af3";
 
@@ -173,15 +100,23 @@ mod tests {
             raw("endpoint: http://127.0.0.1:4318/v1/traces\nheaders: {x-team: payments}\nheaders_env: {x-api-key: OTLP_KEY}")?,
             env,
         )?;
-        assert_eq!(config.endpoint.path(), "/v1/traces");
-        assert_eq!(config.timeout, Duration::from_millis(5_000));
+        assert_eq!(config.endpoint.url.path(), "/v1/traces");
+        assert_eq!(config.endpoint.timeout, Duration::from_millis(5_000));
         assert_eq!(config.service_name, "lastmile");
         assert_eq!(
-            config.headers.get("x-api-key").map(HeaderValue::as_bytes),
+            config
+                .endpoint
+                .headers
+                .get("x-api-key")
+                .map(HeaderValue::as_bytes),
             Some(KEY.as_bytes())
         );
-        assert!(config.headers.values().all(HeaderValue::is_sensitive));
-        assert!(config.headers.contains_key("x-team"));
+        assert!(config
+            .endpoint
+            .headers
+            .values()
+            .all(HeaderValue::is_sensitive));
+        assert!(config.endpoint.headers.contains_key("x-team"));
         let printed = format!("{config:?}");
         assert!(
             !printed.contains(KEY) && !printed.contains("payments"),
@@ -236,7 +171,11 @@ mod tests {
             env,
         )?;
         assert_eq!(
-            config.headers.get("x-api-key").map(HeaderValue::as_bytes),
+            config
+                .endpoint
+                .headers
+                .get("x-api-key")
+                .map(HeaderValue::as_bytes),
             Some("0987654321".as_bytes())
         );
         Ok(())

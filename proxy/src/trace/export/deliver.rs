@@ -1,17 +1,15 @@
-//! Delivering one encoded batch to the collector (OTLP/HTTP, binary protobuf), with
-//! retries. Retried, as the OTLP/HTTP specification says: 429, 502, 503 and 504 (waiting
-//! at least the `Retry-After` the collector gives), a failed connection and a timed-out
-//! attempt; any other answer is final. Nothing here names a header value: the export
-//! headers are secrets (and are marked sensitive, so hyper never indexes them in HPACK).
+//! Delivering one encoded batch to an endpoint, with retries: the statuses its
+//! [`Wire`] names (waiting at least the `Retry-After` the server gives), a failed
+//! connection and a timed-out attempt; any other answer is final. Nothing here names a
+//! header value: the export headers are secrets (and are marked sensitive, so hyper never
+//! indexes them in HPACK).
 
-use super::OtlpConfig;
+use super::endpoint::Endpoint;
 use crate::upstream::{client_with, UpstreamClient};
 use anyhow::Result;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use prost::Message;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -21,8 +19,21 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// The longest wait before a retry, whatever `Retry-After` asks: a collector asking for
 /// more has the batch dropped instead, so newer spans are not held up behind it.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// The collector's answer is a small protobuf message; a larger body is not read.
+/// The server's answer is a small message; a larger body is not read.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// How a kind of export speaks HTTP.
+pub struct Wire {
+    /// What is exported, for logs (`OTLP export`, `decision-log upload`).
+    pub name: &'static str,
+    pub content_type: &'static str,
+    /// Set when the encoder compresses the body.
+    pub content_encoding: Option<&'static str>,
+    /// The statuses worth another attempt.
+    pub retry: fn(StatusCode) -> bool,
+    /// How many of a batch's items an accepted answer says were rejected.
+    pub rejected: fn(&[u8]) -> u64,
+}
 
 /// How a batch ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -33,23 +44,26 @@ pub enum Delivered {
     Failed,
 }
 
-/// The collector's endpoint, with the client and headers to reach it.
+/// The endpoint, with the client and headers to reach it.
 pub struct Collector {
     client: UpstreamClient,
-    config: OtlpConfig,
+    endpoint: Endpoint,
+    wire: Wire,
 }
 
 impl Collector {
-    pub fn new(config: OtlpConfig) -> Result<Collector> {
+    pub fn new(endpoint: Endpoint, wire: Wire) -> Result<Collector> {
         Ok(Collector {
-            client: client_with(None, config.timeout)?,
-            config,
+            client: client_with(None, endpoint.timeout)?,
+            endpoint,
+            wire,
         })
     }
 
-    /// Sends `body` (an encoded `ExportTraceServiceRequest` of `spans` spans), retrying
-    /// as allowed; no attempt or wait runs past `deadline`.
-    pub async fn deliver(&self, body: Bytes, spans: usize, deadline: Instant) -> Delivered {
+    /// Sends `body` (an encoded batch of `items` items), retrying as allowed; no attempt
+    /// or wait runs past `deadline`.
+    pub async fn deliver(&self, body: Bytes, items: usize, deadline: Instant) -> Delivered {
+        let what = self.wire.name;
         let mut backoff = FIRST_BACKOFF;
         for attempt in 1..=MAX_ATTEMPTS {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -57,12 +71,12 @@ impl Collector {
                 break;
             }
             let problem = match self
-                .attempt(body.clone(), self.config.timeout.min(left))
+                .attempt(body.clone(), self.endpoint.timeout.min(left))
                 .await
             {
                 Ok(rejected) => return Delivered::Accepted { rejected },
                 Err(Attempt::Final(problem)) => {
-                    tracing::warn!(spans, %problem, "OTLP export refused; spans dropped");
+                    tracing::warn!(items, %problem, "{what} refused; dropped");
                     return Delivered::Failed;
                 }
                 Err(Attempt::Retry { problem, after }) => {
@@ -72,27 +86,30 @@ impl Collector {
             };
             let wait = backoff;
             if attempt == MAX_ATTEMPTS || wait > MAX_BACKOFF || Instant::now() + wait >= deadline {
-                tracing::warn!(spans, attempts = attempt, %problem, "OTLP export failed; spans dropped");
+                tracing::warn!(items, attempts = attempt, %problem, "{what} failed; dropped");
                 break;
             }
-            tracing::debug!(spans, attempt, %problem, "OTLP export failed; retrying");
+            tracing::debug!(items, attempt, %problem, "{what} failed; retrying");
             tokio::time::sleep(wait).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
         Delivered::Failed
     }
 
-    /// One POST; `Ok` holds how many spans the collector rejected.
+    /// One POST; `Ok` holds how many items the server rejected.
     async fn attempt(&self, body: Bytes, timeout: Duration) -> Result<u64, Attempt> {
-        let mut request = Request::post(self.config.endpoint.clone())
+        let mut request = Request::post(self.endpoint.url.clone())
             .body(Full::new(body))
             .map_err(|e| Attempt::Final(e.to_string()))?;
         let headers = request.headers_mut();
-        headers.extend(self.config.headers.clone());
+        headers.extend(self.endpoint.headers.clone());
         headers.insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-protobuf"),
+            HeaderValue::from_static(self.wire.content_type),
         );
+        if let Some(encoding) = self.wire.content_encoding {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+        }
         let exchange = async {
             let response = self
                 .client
@@ -109,17 +126,15 @@ impl Collector {
                 .await
                 .map(|b| b.to_bytes());
             if !status.is_success() {
-                let problem = format!("the collector answered {status}");
-                return Err(match status {
-                    StatusCode::TOO_MANY_REQUESTS
-                    | StatusCode::BAD_GATEWAY
-                    | StatusCode::SERVICE_UNAVAILABLE
-                    | StatusCode::GATEWAY_TIMEOUT => Attempt::Retry { problem, after },
-                    _ => Attempt::Final(problem),
+                let problem = format!("the server answered {status}");
+                return Err(if (self.wire.retry)(status) {
+                    Attempt::Retry { problem, after }
+                } else {
+                    Attempt::Final(problem)
                 });
             }
-            // The spans were taken; an unreadable answer does not make them lost.
-            Ok(body.map_or(0, |body| rejected(&body)))
+            // The items were taken; an unreadable answer does not make them lost.
+            Ok(body.map_or(0, |body| (self.wire.rejected)(&body)))
         };
         tokio::time::timeout(timeout, exchange)
             .await
@@ -139,23 +154,6 @@ enum Attempt {
         after: Option<Duration>,
     },
     Final(String),
-}
-
-/// The spans a collector's (partial success) answer says it rejected, logged with its
-/// explanation.
-fn rejected(body: &[u8]) -> u64 {
-    let Some(partial) = ExportTraceServiceResponse::decode(body)
-        .ok()
-        .and_then(|r| r.partial_success)
-    else {
-        return 0;
-    };
-    let rejected = u64::try_from(partial.rejected_spans).unwrap_or(0);
-    if rejected > 0 || !partial.error_message.is_empty() {
-        let message: String = partial.error_message.chars().take(200).collect();
-        tracing::warn!(rejected, %message, "the OTLP collector rejected spans");
-    }
-    rejected
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is not used by collectors).
@@ -179,23 +177,6 @@ fn chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess;
-
-    #[test]
-    fn partial_success_counts_rejected_spans() {
-        let answer = ExportTraceServiceResponse {
-            partial_success: Some(ExportTracePartialSuccess {
-                rejected_spans: 2,
-                error_message: "too old".into(),
-            }),
-        };
-        assert_eq!(rejected(&answer.encode_to_vec()), 2);
-        assert_eq!(
-            rejected(&ExportTraceServiceResponse::default().encode_to_vec()),
-            0
-        );
-        assert_eq!(rejected(b"\xff\xff not protobuf"), 0);
-    }
 
     #[test]
     fn retry_after_is_read_in_seconds() {
