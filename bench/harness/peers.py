@@ -26,8 +26,14 @@ PEERS = {
     "envoy-opa": ("Envoy 1.40 + jwt_authn + ext_authz to OPA v1.20 (same Rego)", 18085),
     "lastmile-pass": ("lastmile, pass-through policy (bench/policies/allow-all)", 18086),
     "lastmile-full": ("lastmile, invoicing bundle + library, identity tokens", 18087),
+    # The full configuration with more of the trace: the upstream's bodies recorded, or
+    # every record also exported as an OTLP span (to the upstream nginx, which answers
+    # 200 to anything: the collector's own cost is not the peer's).
+    "lastmile-full-bodies": ("lastmile-full, response bodies recorded in the trace", 18088),
+    "lastmile-full-otlp": ("lastmile-full, every record exported as an OTLP span", 18089),
 }
-POLICY_PEERS = ("envoy-opa", "lastmile-full")
+FULL_PEERS = ("lastmile-full", "lastmile-full-bodies", "lastmile-full-otlp")
+POLICY_PEERS = ("envoy-opa",) + FULL_PEERS
 
 
 def _write(ctx, name, text):
@@ -59,7 +65,8 @@ def start(ctx, name, tls):
         return [ctx.upstream.pid]
     started = {"nginx": _nginx, "haproxy": _haproxy, "envoy": _envoy,
                "envoy-opa": _envoy_opa, "lastmile-pass": _lastmile,
-               "lastmile-full": _lastmile}[name](ctx, name, tls)
+               "lastmile-full": _lastmile, "lastmile-full-bodies": _lastmile,
+               "lastmile-full-otlp": _lastmile}[name](ctx, name, tls)
     port = PEERS[name][1]
     headers = {"x-lastmile-user": ctx.token}
     for proc in started:
@@ -210,8 +217,17 @@ def _envoy_opa(ctx, name, tls):
     return [authz] + _envoy(ctx, name, tls, policy=True)
 
 
+def _trace_extra(name):
+    """The trace settings a peer adds to the file output."""
+    if name == "lastmile-full-bodies":
+        return ", include_response_body: true"
+    if name == "lastmile-full-otlp":
+        return f", otlp: {{endpoint: 'http://127.0.0.1:{UPSTREAM}/v1/traces'}}"
+    return ""
+
+
 def _lastmile(ctx, name, tls):
-    full = name == "lastmile-full"
+    full = name in FULL_PEERS
     port = PEERS[name][1]
     lines = [f"listen: 127.0.0.1:{port}", f"admin_listen: 127.0.0.1:{port + 10}"]
     if full:
@@ -226,7 +242,7 @@ def _lastmile(ctx, name, tls):
               f"require_user: {'true' if full else 'false'},",
               f"     credential: {{header: authorization, value_file: {ctx.crm_token}, "
               "prefix: 'Bearer '}}",
-              f"trace: {{output: {ctx.work}/{name}-trace.jsonl}}"]
+              f"trace: {{output: {ctx.work}/{name}-trace.jsonl{_trace_extra(name)}}}"]
     conf = _write(ctx, f"{name}.yaml", "\n".join(lines) + "\n")
     # MIMALLOC_ARENA_EAGER_COMMIT=0 as in the container image (see the Dockerfile).
     env = {"TOKIO_WORKER_THREADS": "1", "RUST_LOG": "warn", "MIMALLOC_ARENA_EAGER_COMMIT": "0"}
