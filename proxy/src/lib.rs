@@ -24,6 +24,7 @@ pub mod response;
 pub mod route;
 pub mod server;
 pub mod signal;
+mod startup;
 pub mod telemetry;
 pub mod trace;
 pub mod upstream;
@@ -33,11 +34,11 @@ mod properties;
 
 use anyhow::{Context, Result};
 use config::Config;
+use startup::running::Running;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// Binds the data and admin listeners, then serves until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
@@ -77,121 +78,16 @@ pub async fn serve_with_clock(
     shutdown: impl Future<Output = ()> + Send,
     clock: Arc<dyn dedup::clock::Clock>,
 ) -> Result<()> {
-    let metrics = metrics::Metrics::new()?;
-    let policy_config = config.policies.clone();
-    let policy_metrics = metrics.clone();
-    let policy = tokio::task::spawn_blocking(move || {
-        policy::PolicyStore::load(policy_config, policy_metrics)
-    })
-    .await?
-    .context("loading the policy bundle")?;
-    let policy = Arc::new(policy);
-    let traces =
-        trace::TraceSink::start(&config.trace, &config.policies.entrypoint, metrics.clone())?;
-    let dedup = dedup::open(&config.dedup, clock.clone()).context("opening the dedup store")?;
-    let approvals = match &config.approvals {
-        Some(settings) => {
-            let store = approval::Approvals::open_store(settings)?;
-            let approvals = Arc::new(approval::Approvals::new(
-                settings.clone(),
-                store,
-                clock.clone(),
-                metrics.clone(),
-                traces.clone(),
-            )?);
-            approvals
-                .recover()
-                .await
-                .context("recovering interrupted approvals")?;
-            Some(approvals)
-        }
-        None => None,
-    };
-    let ready = ready::Ready::build(&config, &metrics)?;
-    let proxy = Arc::new(pipeline::Proxy::new(
-        &config,
-        ready,
-        policy.clone(),
-        metrics.clone(),
-        traces.clone(),
-        dedup.clone(),
-        approvals.clone(),
-    )?);
-    let approvers = match (
-        &approvals,
-        approval::auth::ApproverAuth::from_config(&config, proxy.identity())?,
-    ) {
-        (Some(queue), Some(auth)) => Some(admin::approvals::ApproverSide {
-            proxy: proxy.clone(),
-            approvals: queue.clone(),
-            auth,
-            sessions: admin::approvals::page::Sessions::default(),
-        }),
-        _ => None,
-    };
-    let admin_state = Arc::new(admin::Admin {
-        metrics,
-        traces,
-        policy: policy.clone(),
-        ready: AtomicBool::new(false),
-        dedup,
-        operator: admin_token::OperatorToken::new(config.admin_token_file.clone()),
-        approvers,
-    });
-
-    let (stop, stopped) = watch::channel(false);
-    let sweeper = approvals.clone().map(|queue| {
-        let resumed = proxy.clone();
-        let resuming = queue.clone();
-        tokio::spawn(async move {
-            // Approved before the last stop but never started: nothing was sent, so
-            // they run now (the guarded move to `executing` keeps that to one run).
-            if let Ok(ids) = resuming.approved_ids().await {
-                for id in ids {
-                    if let Ok(Some(approval)) = resuming.get(&id).await {
-                        resumed.execute(approval).await;
-                    }
-                }
-            }
-        });
-        tokio::spawn(queue.run_sweeper(stopped.clone()))
-    });
-    let mut reload_stopped = stopped.clone();
-    let reload = tokio::spawn(policy::reload::start(policy).run(async move {
-        let _ = reload_stopped.wait_for(|s| *s).await;
-    }));
-    let data_addr = data.local_addr()?;
-    let admin_addr = admin.local_addr()?;
-    let data_server = tokio::spawn(server::serve(
-        data,
-        move |request| {
-            let proxy = proxy.clone();
-            async move { proxy.handle(request).await }
-        },
-        config.server.clone(),
-        stopped.clone(),
-    ));
-    let admin_handler = admin_state.clone();
-    let admin_server = tokio::spawn(server::serve(
-        admin,
-        move |request| {
-            let admin = admin_handler.clone();
-            async move { admin.handle(request).await }
-        },
-        config.server.clone(),
-        stopped,
-    ));
+    let opened = startup::open(&config, clock).await?;
+    let admin_state = opened.admin(&config)?;
+    let running = Running::spawn(&config, data, admin, opened, admin_state.clone())?;
     admin_state.ready.store(true, Ordering::Relaxed);
-    tracing::info!(data_addr = %data_addr, admin_addr = %admin_addr, "lastmile ready");
+    tracing::info!(data_addr = %running.data_addr, admin_addr = %running.admin_addr, "lastmile ready");
 
     shutdown.await;
     tracing::info!("shutting down: draining open requests");
     admin_state.ready.store(false, Ordering::Relaxed);
-    let _ = stop.send(true);
-    let _ = tokio::join!(data_server, admin_server, reload);
-    if let Some(sweeper) = sweeper {
-        let _ = sweeper.await;
-    }
+    running.drain().await;
     let traces = admin_state.traces.clone();
     let _ = tokio::task::spawn_blocking(move || traces.flush()).await;
     Ok(())

@@ -14,8 +14,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 /// Serves `handler` on every connection accepted from `listener` until `shutdown`
 /// turns true, then stops accepting and lets open requests finish within the grace
@@ -29,6 +29,19 @@ pub async fn serve<F, Fut>(
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
 {
+    let builder = connection_builder(&settings);
+    let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(settings.max_connections));
+    while let Some((stream, permit)) = accept_next(&listener, &connections, &mut shutdown).await {
+        serve_connection(&builder, &graceful, stream, permit, handler.clone());
+    }
+    drop(listener);
+    drain(graceful, settings.shutdown_grace).await;
+}
+
+/// HTTP/1 and HTTP/2 with the configured limits; the timers make hyper enforce the
+/// header read timeout at all.
+fn connection_builder(settings: &ServerConfig) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -41,51 +54,74 @@ pub async fn serve<F, Fut>(
         .timer(TokioTimer::new())
         .max_concurrent_streams(settings.max_concurrent_streams)
         .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
-    let graceful = GracefulShutdown::new();
-    let connections = Arc::new(Semaphore::new(settings.max_connections));
+    builder
+}
+
+/// The next connection with the permit that counts it open; `None` once shutdown
+/// begins.
+async fn accept_next(
+    listener: &TcpListener,
+    connections: &Arc<Semaphore>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<(TcpStream, OwnedSemaphorePermit)> {
     loop {
         // At the cap, stop accepting: new clients wait in the kernel's backlog instead
         // of getting a connection lastmile cannot serve.
         let permit = tokio::select! {
             permit = connections.clone().acquire_owned() => permit,
-            _ = shutdown.wait_for(|stop| *stop) => break,
+            _ = shutdown.wait_for(|stop| *stop) => return None,
         };
-        let Ok(permit) = permit else { break };
+        let Ok(permit) = permit else { return None };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = shutdown.wait_for(|stop| *stop) => break,
+            _ = shutdown.wait_for(|stop| *stop) => return None,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        match accepted {
+            Ok((stream, _)) => return Some((stream, permit)),
             Err(e) => {
                 // Usually out of file descriptors: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
             }
-        };
-        let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
-        let service = service_fn(move |request| {
-            let handler = handler.clone();
-            async move { Ok::<_, Infallible>(handler(request).await) }
-        });
-        let connection = graceful.watch(
-            builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned(),
-        );
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-            drop(permit);
-        });
+        }
     }
-    drop(listener);
+}
+
+/// Serves one connection on its own task, watched by `graceful` so the drain waits for
+/// it; its permit is released when it ends.
+fn serve_connection<F, Fut>(
+    builder: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    stream: TcpStream,
+    permit: OwnedSemaphorePermit,
+    handler: F,
+) where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
+{
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |request| {
+        let handler = handler.clone();
+        async move { Ok::<_, Infallible>(handler(request).await) }
+    });
+    let connection = graceful.watch(
+        builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned(),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+        drop(permit);
+    });
+}
+
+/// Lets open connections finish, up to the grace period; the rest are closed.
+async fn drain(graceful: GracefulShutdown, grace: Duration) {
     tokio::select! {
         _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(settings.shutdown_grace) => {
+        _ = tokio::time::sleep(grace) => {
             tracing::warn!("grace period over; closing the remaining connections");
         }
     }

@@ -2,11 +2,13 @@
 //! policy, fresh demo secrets, and signed tokens for two demo users, with curl commands
 //! to paste.
 
+mod banner;
 pub mod upstream;
 
 use crate::config::Config;
 use crate::response::ResponseBody;
 use anyhow::{Context, Result};
+use banner::{print_banner, Tokens};
 use http::Response;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -172,79 +174,6 @@ fn sign(secret: &str, sub: &str, scope: &str) -> Result<String> {
         &claims,
         &key,
     )?)
-}
-
-/// The demo's printed credentials.
-struct Tokens<'a> {
-    alice: &'a str,
-    bob: &'a str,
-    approver: &'a str,
-    admin: &'a str,
-}
-
-fn print_banner(config: &Config, tokens: &Tokens<'_>) {
-    let Tokens {
-        alice,
-        bob,
-        approver,
-        admin: admin_token,
-    } = tokens;
-    let data = format!("http://{}", config.listen);
-    let admin = format!("http://{}", config.admin_listen);
-    let json = "-H 'content-type: application/json'";
-    println!(
-        r#"
-lastmile demo
-  proxy        {data}/crm/...  ->  sample CRM on http://{SAMPLE_CRM_ADDR}
-  admin        {admin}/metrics  {admin}/healthz  {admin}/readyz  {admin}/traces/<trace-id>
-  policies     {policies}  with the library {library}
-               (edit them: changes are live within a second)
-
-Two demo users (tokens valid 12 h): alice may act on account acme, bob on globex.
-  export ALICE='{alice}'
-  export BOB='{bob}'
-
-Allowed: alice sends a reminder for an acme invoice (the CRM answers 201):
-  curl -si -X POST {data}/crm/v1/invoices/INV-00038122/reminders {json} -H "x-lastmile-user: $ALICE" -d '{{"channel":"email","recipient_role":"billing"}}'
-
-Allowed, and scoped: alice lists invoices; lastmile adds account=acme, so globex's never show:
-  curl -s {data}/crm/v1/invoices -H "x-lastmile-user: $ALICE"
-
-Denied, field not allowed and a raw address (403 with the reasons; the CRM sees nothing):
-  curl -si -X POST {data}/crm/v1/invoices/INV-00038122/reminders {json} -H "x-lastmile-user: $ALICE" -d '{{"channel":"email","recipient_role":"billing","email":"cfo@acme.example"}}'
-
-Denied, out of scope: bob asks for an acme invoice:
-  curl -si {data}/crm/v1/invoices/INV-00038122 -H "x-lastmile-user: $BOB"
-
-Refused, no token (401):
-  curl -si {data}/crm/v1/invoices
-
-Needs approval: alice refunds 1200 on an acme invoice. lastmile parks it (202 with an
-approval id and a poll URL); the CRM sees nothing until a human approves:
-  curl -si -X POST {data}/crm/v1/invoices/INV-00038122/refunds {json} -H "x-lastmile-user: $ALICE" -d '{{"amount":1200,"reason":"Duplicate charge"}}'
-Approve or deny it on the approvals page, signing in with carol's approver token:
-  {admin}/ui/approvals
-  export APPROVER='{approver}'
-or with the approver API:
-  curl -s '{admin}/approvals?state=pending' -H "authorization: Bearer $APPROVER"
-  curl -s -X POST {admin}/approvals/<approval_id>/approve -H "authorization: Bearer $APPROVER" {json} -d '{{"comment":"checked"}}'
-Then the agent fetches the CRM's real answer (add ?wait=30s to wait for the decision):
-  curl -si {data}/_lastmile/approvals/<approval_id> -H "x-lastmile-user: $ALICE"
-
-Every response carries lastmile-trace-id; the operator looks the decision up with:
-  export ADMIN='{admin_token}'
-  curl -s {admin}/traces/<lastmile-trace-id> -H "authorization: Bearer $ADMIN"
-Decision trace lines follow below, one JSON object per request.
-"#,
-        policies = config.policies.dir.display(),
-        library = config
-            .policies
-            .library_dirs
-            .iter()
-            .map(|d| d.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-    );
 }
 
 #[cfg(test)]

@@ -63,11 +63,22 @@ impl SampleCrm {
             Err(_) => Bytes::new(),
         };
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        self.answer(&method, &path, &accounts, &body)
+    }
+
+    /// The CRM's endpoints, by method and path.
+    fn answer(
+        &self,
+        method: &Method,
+        path: &str,
+        accounts: &[String],
+        body: &Value,
+    ) -> Response<ResponseBody> {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        match (&method, segments.as_slice()) {
+        match (method, segments.as_slice()) {
             (&Method::GET, ["v1", "invoices"]) => reply(
                 StatusCode::OK,
-                json!({"invoices": filter(&self.invoices, &accounts)}),
+                json!({"invoices": filter(&self.invoices, accounts)}),
             ),
             (&Method::GET, ["v1", "invoices", id]) => {
                 match self.invoices.iter().find(|i| i["id"] == *id) {
@@ -91,7 +102,7 @@ impl SampleCrm {
             ),
             (&Method::GET, ["v1", "contacts"]) => reply(
                 StatusCode::OK,
-                json!({"contacts": filter(&self.contacts, &accounts)}),
+                json!({"contacts": filter(&self.contacts, accounts)}),
             ),
             (&Method::POST, ["v1", "tickets"]) => reply(
                 StatusCode::CREATED,

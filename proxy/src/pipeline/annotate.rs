@@ -67,7 +67,41 @@ impl Proxy {
         user: Option<&str>,
         journal_trace: &TraceContext,
     ) -> Result<(Forwarded, TraceRecord), Refusal> {
-        if parts.method != Method::POST {
+        self.check_may_annotate(&parts.method, trace_id, user)?;
+        let bytes = tokio::time::timeout(
+            self.body_read_timeout,
+            request::read_body(&parts.headers, body, MAX_ANNOTATION_BYTES),
+        )
+        .await
+        .map_err(|_| Refusal::BodyTimeout)??;
+        let mut annotation = parse(&bytes)?;
+        redact::redact(&mut annotation.attributes, &self.trace.redact_fields);
+        let span_id = TraceContext::new_span_id();
+        let record = annotation_record(
+            trace_id,
+            span_id.clone(),
+            journal_trace.parent_span_id.clone(),
+            user,
+            &parts,
+            annotation,
+        );
+        let answer = serde_json::json!({"trace_id": trace_id, "span_id": span_id});
+        let forwarded = Forwarded {
+            response: json_response(StatusCode::CREATED, answer.to_string()),
+            outcome: Outcome::Annotated,
+        };
+        Ok((forwarded, record))
+    }
+
+    /// The checks before the body is read, cheapest first: the method, the id's shape,
+    /// the user's rate, then whether the trace holds this user's calls only.
+    fn check_may_annotate(
+        &self,
+        method: &Method,
+        trace_id: &str,
+        user: Option<&str>,
+    ) -> Result<(), Refusal> {
+        if method != Method::POST {
             return Err(Refusal::BadPath("annotations are posted with POST"));
         }
         if !valid_trace_id(trace_id) {
@@ -83,49 +117,47 @@ impl Proxy {
         if users.iter().any(|u| u.as_deref() != user) {
             return Err(Refusal::TraceForbidden);
         }
-        let bytes = tokio::time::timeout(
-            self.body_read_timeout,
-            request::read_body(&parts.headers, body, MAX_ANNOTATION_BYTES),
-        )
-        .await
-        .map_err(|_| Refusal::BodyTimeout)??;
-        let mut annotation = parse(&bytes)?;
-        redact::redact(&mut annotation.attributes, &self.trace.redact_fields);
-        let span_id = TraceContext::new_span_id();
-        let record = TraceRecord {
-            kind: RecordKind::Annotation,
-            trace_id: trace_id.to_string(),
-            span_id: span_id.clone(),
-            parent_span_id: journal_trace.parent_span_id.clone(),
-            time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
-            route: None,
-            mode: None,
-            user: user.map(str::to_string),
-            user_claims: None,
-            user_input: None,
-            tool: None,
-            method: parts.method.to_string(),
-            path: parts.uri.path().to_string(),
-            outcome: Outcome::Annotated.label(),
-            status: StatusCode::CREATED.as_u16(),
-            decision: None,
-            policy_revision: None,
-            error: None,
-            upstream: None,
-            dedup: None,
-            latency_ms: Latency::default(),
-            request_body: None,
-            call: None,
-            response: None,
-            approval: None,
-            annotation: Some(annotation),
-        };
-        let answer = serde_json::json!({"trace_id": trace_id, "span_id": span_id});
-        let forwarded = Forwarded {
-            response: json_response(StatusCode::CREATED, answer.to_string()),
-            outcome: Outcome::Annotated,
-        };
-        Ok((forwarded, record))
+        Ok(())
+    }
+}
+
+/// The annotation's own record under the action's trace id: an annotation is no call,
+/// so it has no route, decision or upstream.
+fn annotation_record(
+    trace_id: &str,
+    span_id: String,
+    parent_span_id: Option<String>,
+    user: Option<&str>,
+    parts: &http::request::Parts,
+    annotation: AnnotationTrace,
+) -> TraceRecord {
+    TraceRecord {
+        kind: RecordKind::Annotation,
+        trace_id: trace_id.to_string(),
+        span_id,
+        parent_span_id,
+        time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+        route: None,
+        mode: None,
+        user: user.map(str::to_string),
+        user_claims: None,
+        user_input: None,
+        tool: None,
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
+        outcome: Outcome::Annotated.label(),
+        status: StatusCode::CREATED.as_u16(),
+        decision: None,
+        policy_revision: None,
+        error: None,
+        upstream: None,
+        dedup: None,
+        latency_ms: Latency::default(),
+        request_body: None,
+        call: None,
+        response: None,
+        approval: None,
+        annotation: Some(annotation),
     }
 }
 

@@ -2,7 +2,10 @@
 //! [`Proxy::process`](super::Proxy) from the values each phase returns. No phase writes
 //! into it; the record phase builds the trace line from it, last.
 
+use super::decide::Decided;
+use super::TRACE_BODY_LIMIT;
 use crate::trace::record::{DecisionTrace, DedupTrace, UpstreamTrace};
+use regorus::Value;
 use std::time::Duration;
 
 #[derive(Debug, Default)]
@@ -46,4 +49,41 @@ impl Journal {
 pub(super) struct Sending {
     pub dedup: Option<DedupTrace>,
     pub upstream: Option<UpstreamTrace>,
+}
+
+/// The input document as the trace keeps it: a body over [`TRACE_BODY_LIMIT`] is
+/// replaced by its size, which keeps the ring of recent records bounded (the document
+/// shares the request's parsed body otherwise: no copy on the request path).
+pub(super) fn trace_input(mut input: Value, body_len: usize) -> Value {
+    if body_len <= TRACE_BODY_LIMIT {
+        return input;
+    }
+    let omitted = Value::from(
+        [(Value::from("omitted_bytes"), Value::from(body_len))]
+            .into_iter()
+            .collect::<std::collections::BTreeMap<_, _>>(),
+    );
+    let mut request = input["request"].clone();
+    if let Ok(fields) = request.as_object_mut() {
+        fields.insert(Value::from("body"), omitted);
+    }
+    if let Ok(fields) = input.as_object_mut() {
+        fields.insert(Value::from("request"), request);
+    }
+    input
+}
+
+/// Notes what the policy was asked and what it answered, for the record phase. The
+/// input document moves into the journal: nothing after deciding reads it.
+pub(super) fn note_decision(journal: &mut Journal, decided: &mut Decided, body_len: usize) {
+    journal.policy = Some((decided.revision.clone(), decided.elapsed));
+    let input = std::mem::replace(&mut decided.input, Value::Null);
+    journal.input = Some(trace_input(input, body_len));
+    match &decided.result {
+        Ok(decision) => {
+            journal.decision = Some(DecisionTrace::from(decision));
+            journal.tool = decision.tool.clone();
+        }
+        Err(failure) => journal.policy_failure = Some(failure.to_string()),
+    }
 }

@@ -21,6 +21,7 @@ mod inbound;
 pub mod input;
 mod journal;
 pub mod outcome;
+mod own;
 mod park;
 mod poll;
 mod receive;
@@ -40,17 +41,17 @@ use crate::refusal::Refusal;
 use crate::response::{json_response, ResponseBody};
 use crate::route::RouteTable;
 use crate::trace::context::TraceContext;
-use crate::trace::record::DecisionTrace;
 use crate::trace::{redact, TraceSink};
 use anyhow::Result;
 use enforce::Enforced;
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
-use journal::Journal;
+use journal::{note_decision, Journal};
 use outcome::Outcome;
 use record::{Asked, Ended, TraceSettings};
 use regorus::Value;
 use request::BodyView;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -174,28 +175,13 @@ impl Proxy {
         trace: &TraceContext,
         journal: &mut Journal,
     ) -> Result<Forwarded, Refusal> {
-        let parsed = receive::parse(request)?;
-        if let Some(id) = parsed.poll_id() {
-            let user = self.verify_user(&parsed.parts)?;
-            journal.user = user.and_then(|u| u.sub);
-            return self.poll(id, &parsed.parts, journal.user.as_deref()).await;
-        }
-        if let Some(trace_id) = parsed.annotated_trace() {
-            let trace_id = trace_id.to_string();
-            let user = self.verify_user(&parsed.parts)?;
-            journal.user = user.and_then(|u| u.sub);
-            let (answer, record) = self
-                .annotate(
-                    &trace_id,
-                    parsed.parts,
-                    parsed.body,
-                    journal.user.as_deref(),
-                    trace,
-                )
-                .await?;
-            journal.annotation = Some(record);
-            return Ok(answer);
-        }
+        let parsed = match self
+            .serve_own_endpoint(receive::parse(request)?, trace, journal)
+            .await
+        {
+            ControlFlow::Break(answer) => return answer,
+            ControlFlow::Continue(parsed) => parsed,
+        };
         let routed = self.route(&parsed)?;
         journal.route = Some(routed.index);
         let route = routed.route;
@@ -212,16 +198,21 @@ impl Proxy {
         if self.trace.include_body {
             journal.request_body = self.redacted_body(&inbound.view, inbound.body.len());
         }
-        let decided = self.decide(route, &inbound, Value::Null);
-        journal.policy = Some((decided.revision.clone(), decided.elapsed));
-        journal.input = Some(trace_input(decided.input, inbound.body.len()));
-        match &decided.result {
-            Ok(decision) => {
-                journal.decision = Some(DecisionTrace::from(decision));
-                journal.tool = decision.tool.clone();
-            }
-            Err(failure) => journal.policy_failure = Some(failure.to_string()),
-        }
+        let mut decided = self.decide(route, &inbound, Value::Null);
+        note_decision(journal, &mut decided, inbound.body.len());
+        self.act(route, inbound, decided, trace, journal).await
+    }
+
+    /// Enforces the decision: parks the request for approval, or sends it (or replays
+    /// a duplicate's answer); a refusal returns as `Err`.
+    async fn act(
+        &self,
+        route: &Route,
+        inbound: inbound::Inbound,
+        decided: decide::Decided,
+        trace: &TraceContext,
+        journal: &mut Journal,
+    ) -> Result<Forwarded, Refusal> {
         let parking = self.approvals.is_some();
         match enforce::enforce(route.config.mode, parking, decided.result)? {
             Enforced::Park(decision) => {
@@ -296,26 +287,4 @@ fn user_input(headers: &http::HeaderMap) -> Result<Option<String>, Refusal> {
         return Err(Refusal::BadUserInput("lastmile-user-input is too long"));
     }
     Ok(Some(decoded.into_owned()))
-}
-
-/// The input document as the trace keeps it: a body over [`TRACE_BODY_LIMIT`] is
-/// replaced by its size, which keeps the ring of recent records bounded (the document
-/// shares the request's parsed body otherwise: no copy on the request path).
-fn trace_input(mut input: Value, body_len: usize) -> Value {
-    if body_len <= TRACE_BODY_LIMIT {
-        return input;
-    }
-    let omitted = Value::from(
-        [(Value::from("omitted_bytes"), Value::from(body_len))]
-            .into_iter()
-            .collect::<std::collections::BTreeMap<_, _>>(),
-    );
-    let mut request = input["request"].clone();
-    if let Ok(fields) = request.as_object_mut() {
-        fields.insert(Value::from("body"), omitted);
-    }
-    if let Ok(fields) = input.as_object_mut() {
-        fields.insert(Value::from("request"), request);
-    }
-    input
 }

@@ -3,6 +3,8 @@
 //! or replayed) is recorded when its body has been sent: the record holds the body's
 //! size and digest (and, when configured, the body) as the agent got it.
 
+mod tap;
+
 use super::journal::Journal;
 use super::outcome::Outcome;
 use super::Proxy;
@@ -10,17 +12,13 @@ use crate::refusal::Refusal;
 use crate::response::ResponseBody;
 use crate::trace::context::TraceContext;
 use crate::trace::record::{millis, ApprovalTrace, ErrorTrace, Latency, RecordKind, TraceRecord};
-use crate::trace::recorded::{RecordedInput, RecordedResponse};
-use crate::trace::{redact, TraceSink};
-use bytes::{Bytes, BytesMut};
+use crate::trace::recorded::RecordedInput;
+use crate::trace::redact;
 use http::Response;
 use http_body_util::BodyExt;
-use hyper::body::{Body, Frame, SizeHint};
-use sha2::{Digest, Sha256};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
+use tap::Tapped;
 
 /// What the agent asked for, as the trace names it: the method and the path as
 /// received, without the query (queries can carry secrets).
@@ -96,18 +94,13 @@ impl Proxy {
             .include_response_body
             .then_some(self.trace.response_body_limit);
         let (parts, body) = response.into_parts();
-        let tapped = Tapped {
-            inner: body,
-            hasher: Sha256::new(),
-            bytes: 0,
-            captured: capture.map(|_| BytesMut::new()),
-            limit: capture.unwrap_or(0),
-            pending: Some((
-                record,
-                self.traces.clone(),
-                self.trace.redact_fields.clone(),
-            )),
-        };
+        let tapped = Tapped::new(
+            body,
+            capture,
+            record,
+            self.traces.clone(),
+            self.trace.redact_fields.clone(),
+        );
         Response::from_parts(parts, tapped.boxed())
     }
 
@@ -138,19 +131,7 @@ impl Proxy {
         ended: Ended,
     ) -> TraceRecord {
         let route = journal.route.and_then(|i| self.routes.get(i));
-        // A policy failure is the policy's error even on a dry-run route, which
-        // forwards regardless; otherwise the refusal lastmile answered with.
-        let error = match (&journal.policy_failure, &ended.refusal) {
-            (Some(message), _) => Some(ErrorTrace {
-                code: Refusal::PolicyError.code(),
-                message: message.clone(),
-            }),
-            (None, Some(refusal)) => Some(ErrorTrace {
-                code: refusal.code(),
-                message: refusal.to_string(),
-            }),
-            (None, None) => None,
-        };
+        let error = error_trace(&journal, &ended);
         let mut decision = journal.decision;
         if let Some(d) = decision.as_mut() {
             redact::redact(&mut d.obligation_values, &self.trace.redact_fields);
@@ -189,14 +170,7 @@ impl Proxy {
             }),
             response: None,
             annotation: None,
-            approval: journal.parked.map(|id| ApprovalTrace {
-                id,
-                from: None,
-                to: "pending",
-                actor: None,
-                comment: None,
-                failure: None,
-            }),
+            approval: journal.parked.map(parked),
         }
     }
 
@@ -219,94 +193,30 @@ impl Proxy {
     }
 }
 
-/// A response body passed through as it is sent, hashed and measured (and captured up
-/// to a bound); the record is emitted at its last byte, or when the body is dropped
-/// unfinished (the agent hung up, the upstream broke off).
-struct Tapped {
-    inner: ResponseBody,
-    hasher: Sha256,
-    bytes: u64,
-    /// The body so far, while it is within `limit`; `None` once past it (or when
-    /// bodies are not kept).
-    captured: Option<BytesMut>,
-    limit: usize,
-    pending: Option<(TraceRecord, TraceSink, Arc<[String]>)>,
-}
-
-impl Tapped {
-    fn take(&mut self, data: &Bytes) {
-        self.hasher.update(data);
-        self.bytes += data.len() as u64;
-        if let Some(captured) = self.captured.as_mut() {
-            if captured.len() + data.len() <= self.limit {
-                captured.extend_from_slice(data);
-            } else {
-                self.captured = None;
-            }
-        }
-    }
-
-    /// Emits the record, once.
-    fn finish(&mut self, complete: bool) {
-        let Some((mut record, sink, redact)) = self.pending.take() else {
-            return;
-        };
-        let digest = std::mem::take(&mut self.hasher).finalize();
-        record.response = Some(RecordedResponse {
-            bytes: self.bytes,
-            sha256: crate::trace::recorded::hex(&digest),
-            complete,
-            body: self
-                .captured
-                .take()
-                .filter(|_| complete)
-                .map(BytesMut::freeze),
-            redact,
-        });
-        sink.emit(record);
+/// A policy failure is the policy's error even on a dry-run route, which forwards
+/// regardless; otherwise the refusal lastmile answered with.
+fn error_trace(journal: &Journal, ended: &Ended) -> Option<ErrorTrace> {
+    match (&journal.policy_failure, &ended.refusal) {
+        (Some(message), _) => Some(ErrorTrace {
+            code: Refusal::PolicyError.code(),
+            message: message.clone(),
+        }),
+        (None, Some(refusal)) => Some(ErrorTrace {
+            code: refusal.code(),
+            message: refusal.to_string(),
+        }),
+        (None, None) => None,
     }
 }
 
-impl Body for Tapped {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.take(data);
-                }
-                // Recorded before the last bytes are handed on, so the record is there
-                // by the time the agent has the whole answer.
-                if this.inner.is_end_stream() {
-                    this.finish(true);
-                }
-            }
-            Poll::Ready(Some(Err(_))) => this.finish(false),
-            Poll::Ready(None) => this.finish(true),
-            Poll::Pending => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for Tapped {
-    fn drop(&mut self) {
-        let complete = self.inner.is_end_stream();
-        self.finish(complete);
+/// A parked request's record names its approval, now pending.
+fn parked(id: String) -> ApprovalTrace {
+    ApprovalTrace {
+        id,
+        from: None,
+        to: "pending",
+        actor: None,
+        comment: None,
+        failure: None,
     }
 }

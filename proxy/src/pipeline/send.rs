@@ -8,6 +8,7 @@ use super::outcome::{DedupResult, Outcome};
 use super::{Forwarded, Proxy, Route};
 use crate::config::Mode;
 use crate::dedup::state::Attempt;
+use crate::dedup::store::StoreError;
 use crate::policy::decision::Decision;
 use crate::refusal::Refusal;
 use crate::response::{replay, respond};
@@ -67,15 +68,28 @@ impl Proxy {
             sending.upstream = Some(upstream);
             return (answer, sending);
         };
+        self.send_once(route, &attempt, request, outcome).await
+    }
+
+    /// Sends under the dedup window: the first of an intent's requests leads and goes
+    /// upstream; a duplicate gets the leader's stored answer replayed, or a refusal.
+    async fn send_once(
+        &self,
+        route: &Route,
+        attempt: &Attempt,
+        request: Request<Full<Bytes>>,
+        outcome: Outcome,
+    ) -> (Result<Forwarded, Refusal>, Sending) {
+        let mut sending = Sending::default();
         let key = attempt.key.to_string();
         let begun =
-            crate::dedup::begin_or_wait(self.dedup.as_ref(), &attempt, route.config.dedup.wait)
+            crate::dedup::begin_or_wait(self.dedup.as_ref(), attempt, route.config.dedup.wait)
                 .await;
         let (result, answer) = match begun.map(Step::from) {
             Ok(Step::Lead { token }) => {
                 // Counted before the exchange: a duplicate arriving meanwhile sees it.
                 self.count_dedup(route, DedupResult::First);
-                let exchange = self.exchange(route, &attempt, token, request);
+                let exchange = self.exchange(route, attempt, token, request);
                 let (answer, upstream) = self.lead(route, exchange, outcome).await;
                 sending.upstream = upstream;
                 sending.dedup = Some(DedupTrace {
@@ -92,17 +106,7 @@ impl Proxy {
                 }),
             ),
             Ok(Step::Refuse { result, refusal }) => (result, Err(refusal)),
-            Err(e) => {
-                tracing::warn!(error = %e, route = %route.config.name, "dedup store unavailable");
-                self.metrics
-                    .dedup_store_errors
-                    .with_label_values(&["begin"])
-                    .inc();
-                (
-                    DedupResult::StoreUnavailable,
-                    Err(Refusal::DedupUnavailable),
-                )
-            }
+            Err(e) => self.dedup_unavailable(route, &e),
         };
         self.count_dedup(route, result);
         sending.dedup = Some(DedupTrace {
@@ -110,6 +114,24 @@ impl Proxy {
             result: result.label(),
         });
         (answer, sending)
+    }
+
+    /// Without the window's store, lastmile cannot tell a duplicate: it refuses rather
+    /// than risk sending twice.
+    fn dedup_unavailable(
+        &self,
+        route: &Route,
+        error: &StoreError,
+    ) -> (DedupResult, Result<Forwarded, Refusal>) {
+        tracing::warn!(error = %error, route = %route.config.name, "dedup store unavailable");
+        self.metrics
+            .dedup_store_errors
+            .with_label_values(&["begin"])
+            .inc();
+        (
+            DedupResult::StoreUnavailable,
+            Err(Refusal::DedupUnavailable),
+        )
     }
 
     fn count_dedup(&self, route: &Route, result: DedupResult) {

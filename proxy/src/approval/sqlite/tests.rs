@@ -1,5 +1,5 @@
 use super::*;
-use crate::approval::store::SYSTEM_ACTOR;
+use crate::approval::store::{StoredRequest, SYSTEM_ACTOR};
 use crate::policy::decision::Reason;
 
 fn new(id: &str, key: Option<&str>, created_ms: u64) -> NewApproval {

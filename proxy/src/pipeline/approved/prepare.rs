@@ -55,7 +55,10 @@ impl Proxy {
             policy_revision: Some(decided.revision.clone()),
             decision: decided.result.as_ref().ok().map(DecisionTrace::from),
             call: Some(RecordedInput {
-                document: super::super::trace_input(decided.input.clone(), inbound.body.len()),
+                document: super::super::journal::trace_input(
+                    decided.input.clone(),
+                    inbound.body.len(),
+                ),
                 redact: self.trace.redact_fields.clone(),
                 include_input: self.trace.include_input,
             }),

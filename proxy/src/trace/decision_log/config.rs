@@ -68,7 +68,7 @@ mod tests {
         assert!(!format!("{ok:?}").contains("s3cret"));
         for (yaml, expected) in [
             ("url: http://logs:8080", "no path"),
-            ("url: file:///tmp/x", "http:// or https://"),
+            ("url: ftp://logs/logs", "http:// or https://"),
             (
                 "url: http://logs/logs\nheaders: {content-encoding: br}",
                 "itself",

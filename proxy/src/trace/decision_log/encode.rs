@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 /// Retried: 429 and every 5xx (a decision-log service has no partial-success answer).
 pub const WIRE: Wire = Wire {
-    name: "decision-log upload",
+    name: "decision logs",
     content_type: "application/json",
     content_encoding: Some("gzip"),
     retry: |status| status.as_u16() == 429 || status.is_server_error(),

@@ -75,16 +75,16 @@ impl Exporter {
         counters: Counters,
     ) -> Result<Exporter> {
         let runtime = tokio::runtime::Handle::try_current()
-            .with_context(|| format!("the {} needs the async runtime", wire.name))?;
+            .with_context(|| format!("exporting {} needs the async runtime", wire.name))?;
         let name = wire.name;
         // The endpoint's host and path only: a query string could hold a key.
         tracing::info!(
             server = %endpoint.url.authority().map_or("", |a| a.as_str()),
             path = endpoint.url.path(),
-            "{name} on"
+            "exporting {name}"
         );
         let collector = Collector::new(endpoint, wire)
-            .with_context(|| format!("building the {name} client"))?;
+            .with_context(|| format!("building the client for exporting {name}"))?;
         for reason in [QUEUE_FULL, EXPORT_FAILED, REJECTED, INVALID] {
             counters.dropped.with_label_values(&[reason]);
         }

@@ -24,7 +24,7 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// How a kind of export speaks HTTP.
 pub struct Wire {
-    /// What is exported, for logs (`OTLP export`, `decision-log upload`).
+    /// What is exported, for logs (`trace spans over OTLP`, `decision logs`).
     pub name: &'static str,
     pub content_type: &'static str,
     /// Set when the encoder compresses the body.
@@ -76,7 +76,7 @@ impl Collector {
             {
                 Ok(rejected) => return Delivered::Accepted { rejected },
                 Err(Attempt::Final(problem)) => {
-                    tracing::warn!(items, %problem, "{what} refused; dropped");
+                    tracing::warn!(items, %problem, "exporting {what} refused; dropped");
                     return Delivered::Failed;
                 }
                 Err(Attempt::Retry { problem, after }) => {
@@ -86,10 +86,10 @@ impl Collector {
             };
             let wait = backoff;
             if attempt == MAX_ATTEMPTS || wait > MAX_BACKOFF || Instant::now() + wait >= deadline {
-                tracing::warn!(items, attempts = attempt, %problem, "{what} failed; dropped");
+                tracing::warn!(items, attempts = attempt, %problem, "exporting {what} failed; dropped");
                 break;
             }
-            tracing::debug!(items, attempt, %problem, "{what} failed; retrying");
+            tracing::debug!(items, attempt, %problem, "exporting {what} failed; retrying");
             tokio::time::sleep(wait).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }

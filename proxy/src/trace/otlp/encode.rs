@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// OTLP/HTTP with binary protobuf. Retried, as the OTLP/HTTP specification says: 429,
 /// 502, 503 and 504.
 pub const WIRE: Wire = Wire {
-    name: "OTLP export",
+    name: "trace spans over OTLP",
     content_type: "application/x-protobuf",
     content_encoding: None,
     retry: |status| {

@@ -10,23 +10,20 @@
 //! - `frame-ancestors 'none'` and `X-Frame-Options: DENY` stop clickjacking.
 
 mod html;
+mod list;
 mod session;
 
 use super::api::{self, check_comment};
 use super::ApproverSide;
 use crate::approval::auth::Approver;
-use crate::approval::rfc3339;
 use crate::approval::store::{Filter, State};
 use crate::response::ResponseBody;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use std::fmt::Write as _;
 use subtle::ConstantTimeEq;
 
-use html::{
-    clear_cookie, document, esc, forbidden, login_page, page_error, pending_card, redirect,
-};
+use html::{clear_cookie, document, forbidden, login_page, page_error, redirect};
 pub use session::Sessions;
 use session::{form_value, same_origin, SignedIn, COOKIE, SESSION_TTL};
 
@@ -175,6 +172,19 @@ impl ApproverSide {
         csrf: &str,
         notice: Option<String>,
     ) -> Response<ResponseBody> {
+        let Some(lists) = self.lists().await else {
+            return page_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The approval store is unavailable.",
+            );
+        };
+        let html = list::render(&lists, approver, csrf, notice.as_deref());
+        document("Pending approvals", &html)
+    }
+
+    /// Up to 200 pending approvals and the 100 most recent; `None` when the store
+    /// cannot answer.
+    async fn lists(&self) -> Option<list::Lists> {
         let pending = self
             .approvals
             .list(Filter {
@@ -190,64 +200,10 @@ impl ApproverSide {
                 ..Filter::default()
             })
             .await;
-        let (pending, recent) = match (pending, recent) {
-            (Ok(p), Ok(r)) => (p, r),
-            _ => {
-                return page_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The approval store is unavailable.",
-                )
-            }
-        };
-        let now = self.approvals.now_ms();
-        let mut html = String::new();
-        let _ = write!(
-            html,
-            "<header><h1>Pending approvals</h1><p>Signed in as <b id=\"approver\">{}</b>. \
-             <form method=\"post\" action=\"/ui/logout\" class=\"inline\">\
-             <button type=\"submit\">Sign out</button></form></p></header>",
-            esc(&approver.name)
-        );
-        if let Some(notice) = notice {
-            let _ = write!(
-                html,
-                "<p id=\"notice\" role=\"status\">{}</p>",
-                esc(&notice)
-            );
-        }
-        if pending.is_empty() {
-            html.push_str("<p id=\"empty\">Nothing is waiting for a decision.</p>");
-        }
-        for a in &pending {
-            pending_card(&mut html, a, now, csrf, approver);
-        }
-        html.push_str(
-            "<h2>History</h2><table id=\"history\"><thead><tr><th>created</th><th>id</th>\
-             <th>route</th><th>user</th><th>state</th><th>decided by</th><th>comment</th>\
-             <th>upstream</th></tr></thead><tbody>",
-        );
-        for a in recent.iter().filter(|a| a.state != State::Pending) {
-            let _ = write!(
-                html,
-                "<tr id=\"history-{id}\" data-state=\"{state}\"><td>{created}</td><td><code>{id}</code></td>\
-                 <td>{route}</td><td>{user}</td><td class=\"state\">{state}</td><td>{by}</td>\
-                 <td>{comment}</td><td>{upstream}</td></tr>",
-                id = esc(&a.id),
-                state = esc(a.state.as_str()),
-                created = esc(&rfc3339(a.created_ms)),
-                route = esc(&a.route),
-                user = esc(a.user.as_deref().unwrap_or("-")),
-                by = esc(a.decided_by.as_deref().unwrap_or("-")),
-                comment = esc(a.comment.as_deref().unwrap_or("")),
-                upstream = a
-                    .response
-                    .as_ref()
-                    .map(|r| r.status.to_string())
-                    .or_else(|| a.failure.as_ref().map(|f| esc(&f.code)))
-                    .unwrap_or_default(),
-            );
-        }
-        html.push_str("</tbody></table>");
-        document("Pending approvals", &html)
+        Some(list::Lists {
+            pending: pending.ok()?,
+            recent: recent.ok()?,
+            now_ms: self.approvals.now_ms(),
+        })
     }
 }
