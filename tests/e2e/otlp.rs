@@ -492,7 +492,10 @@ async fn a_dead_collector_costs_spans_not_requests() -> Result<()> {
     })
     .await?;
     let stderr = proxy.stderr();
-    ensure!(stderr.contains("exporting trace spans over OTLP failed"), "{stderr}");
+    ensure!(
+        stderr.contains("exporting trace spans over OTLP failed"),
+        "{stderr}"
+    );
     Ok(())
 }
 

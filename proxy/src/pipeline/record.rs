@@ -13,7 +13,6 @@ use crate::response::ResponseBody;
 use crate::trace::context::TraceContext;
 use crate::trace::record::{millis, ApprovalTrace, ErrorTrace, Latency, RecordKind, TraceRecord};
 use crate::trace::recorded::RecordedInput;
-use crate::trace::redact;
 use http::Response;
 use http_body_util::BodyExt;
 use std::sync::Arc;
@@ -134,7 +133,7 @@ impl Proxy {
         let error = error_trace(&journal, &ended);
         let mut decision = journal.decision;
         if let Some(d) = decision.as_mut() {
-            redact::redact(&mut d.obligation_values, &self.trace.redact_fields);
+            d.obligation_values.redact(&self.trace.redact_fields);
         }
         let (policy_revision, policy_time) = journal.policy.unzip();
         TraceRecord {

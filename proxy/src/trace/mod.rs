@@ -13,6 +13,7 @@ pub mod chain;
 pub mod context;
 pub mod decision_log;
 pub mod export;
+mod masked;
 pub mod opa;
 pub mod otlp;
 pub mod record;

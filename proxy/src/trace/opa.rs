@@ -3,6 +3,7 @@
 //! lastmile's own record (without the input, which is the event's) rides along under
 //! [`EXTENSION`].
 
+use super::masked::Masking;
 use super::record::{RecordKind, TraceRecord};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Value};
@@ -57,9 +58,13 @@ impl Serialize for OpaEvent<'_> {
             RecordKind::Annotation => "lastmile/annotation",
         };
         map.serialize_entry("path", path)?;
-        let masked_input = r.call.as_ref().map(|c| c.masked_document());
-        if let Some((document, _)) = &masked_input {
-            map.serialize_entry("input", document)?;
+        // The input is masked as it is written; the paths it masked come later.
+        let masking = r
+            .call
+            .as_ref()
+            .map(|c| (c, Masking::new(&c.redact, "input")));
+        if let Some((call, masking)) = &masking {
+            map.serialize_entry("input", &masking.at(&call.document, &[]))?;
         }
         if let Some(decision) = &r.decision {
             map.serialize_entry("result", &result(r.tool.as_deref(), decision))?;
@@ -73,8 +78,8 @@ impl Serialize for OpaEvent<'_> {
         )?;
         map.serialize_entry("timestamp", &r.time)?;
         map.serialize_entry("metrics", &metrics(r))?;
-        if let Some((_, masked)) = &masked_input {
-            let pointers: Vec<String> = masked.iter().map(|p| pointer(p)).collect();
+        if let Some((_, masking)) = &masking {
+            let pointers: Vec<String> = masking.masked().iter().map(|p| pointer(p)).collect();
             map.serialize_entry("masked", &pointers)?;
         }
         map.serialize_entry(EXTENSION, &Extension(r))?;
@@ -100,8 +105,8 @@ fn result(tool: Option<&str>, d: &super::record::DecisionTrace) -> Value {
     let mut result = json!({
         "deny": d.deny,
         "approval": d.approval,
-        "add_headers": d.obligation_values["headers"],
-        "add_query": d.obligation_values["query"],
+        "add_headers": d.obligation_values.headers(),
+        "add_query": d.obligation_values.query(),
     });
     if let (Some(tool), Some(fields)) = (tool, result.as_object_mut()) {
         fields.insert("tool".into(), Value::from(tool));

@@ -128,7 +128,61 @@ pub struct DecisionTrace {
     pub obligations: Vec<String>,
     /// The obligations with their values: `{"headers": {name: value}, "query": {name:
     /// [values]}}`, redacted like bodies.
-    pub obligation_values: serde_json::Value,
+    pub obligation_values: ObligationValues,
+}
+
+/// The obligations a decision set, with their values. Kept as lists (empty ones cost no
+/// allocation: most decisions set none) and written as maps.
+#[derive(Debug, Clone, Default)]
+pub struct ObligationValues {
+    pub headers: Vec<(String, String)>,
+    pub query: Vec<(String, Vec<String>)>,
+}
+
+impl ObligationValues {
+    /// Replaces the value of every obligation whose name is in `fields` (lower-case).
+    pub fn redact(&mut self, fields: &[String]) {
+        let hidden = |name: &str| fields.iter().any(|f| f.eq_ignore_ascii_case(name));
+        for (name, value) in &mut self.headers {
+            if hidden(name) {
+                *value = super::redact::REDACTED.to_string();
+            }
+        }
+        for (name, values) in &mut self.query {
+            if hidden(name) {
+                *values = vec![super::redact::REDACTED.to_string()];
+            }
+        }
+    }
+
+    /// `add_headers` as a map.
+    pub fn headers(&self) -> Pairs<'_, String> {
+        Pairs(&self.headers)
+    }
+
+    /// `add_query` as a map.
+    pub fn query(&self) -> Pairs<'_, Vec<String>> {
+        Pairs(&self.query)
+    }
+}
+
+impl Serialize for ObligationValues {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("headers", &self.headers())?;
+        map.serialize_entry("query", &self.query())?;
+        map.end()
+    }
+}
+
+/// Name-value pairs written as a JSON object.
+pub struct Pairs<'a, V>(&'a [(String, V)]);
+
+impl<V: Serialize> Serialize for Pairs<'_, V> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
 }
 
 impl From<&Decision> for DecisionTrace {
@@ -151,21 +205,17 @@ impl From<&Decision> for DecisionTrace {
                         .map(|(name, _)| format!("query:{name}")),
                 )
                 .collect(),
-            obligation_values: serde_json::json!({
-                "headers": decision
+            obligation_values: ObligationValues {
+                headers: decision
                     .add_headers
                     .iter()
                     .map(|(name, value)| {
                         let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
-                        (name.as_str().to_string(), serde_json::Value::from(text))
+                        (name.as_str().to_string(), text)
                     })
-                    .collect::<serde_json::Map<_, _>>(),
-                "query": decision
-                    .add_query
-                    .iter()
-                    .map(|(name, values)| (name.clone(), serde_json::json!(values)))
-                    .collect::<serde_json::Map<_, _>>(),
-            }),
+                    .collect(),
+                query: decision.add_query.clone(),
+            },
         }
     }
 }

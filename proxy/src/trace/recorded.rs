@@ -2,7 +2,8 @@
 //! value, the upstream's bytes) and turns into redacted JSON only when the record is
 //! written or looked up: off the request path, on the trace writer's thread.
 
-use super::redact::{mask, redact};
+use super::masked::Masking;
+use super::redact::redact;
 use bytes::Bytes;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use sha2::{Digest, Sha256};
@@ -20,35 +21,51 @@ pub struct RecordedInput {
 }
 
 impl RecordedInput {
-    /// The document as JSON, redacted, and the dotted paths redaction replaced.
-    pub fn masked_document(&self) -> (serde_json::Value, Vec<String>) {
-        let mut json = serde_json::to_value(&self.document).unwrap_or_default();
-        let mut masked = Vec::new();
-        mask(
-            &mut json,
-            &self.redact,
-            &mut "input".to_string(),
-            &mut masked,
-        );
-        (json, masked)
+    /// The tool's arguments as the trace shows them: `{"query", "body"}`, masked.
+    pub fn arguments(&self) -> Arguments<'_> {
+        Arguments(self)
+    }
+}
+
+/// See [`RecordedInput::arguments`].
+pub struct Arguments<'a>(&'a RecordedInput);
+
+impl Serialize for Arguments<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let request = &self.0.document["request"];
+        let mut map = serializer.serialize_map(Some(2))?;
+        for part in ["query", "body"] {
+            let value = &request[part];
+            if matches!(value, regorus::Value::Undefined) {
+                map.serialize_entry(part, &())?;
+            } else {
+                let masking = Masking::new(&self.0.redact, "input.request");
+                map.serialize_entry(part, &masking.at(value, &[part]))?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// The whole document, masked, and then the paths that were: `{"document", "masked"}`.
+struct Document<'a>(&'a RecordedInput);
+
+impl Serialize for Document<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let masking = Masking::new(&self.0.redact, "input");
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("document", &masking.at(&self.0.document, &[]))?;
+        map.serialize_entry("masked", &masking.masked())?;
+        map.end()
     }
 }
 
 impl Serialize for RecordedInput {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let (json, masked) = self.masked_document();
-        let request = &json["request"];
-        let arguments = serde_json::json!({
-            "query": request["query"],
-            "body": request["body"],
-        });
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("arguments", &arguments)?;
+        map.serialize_entry("arguments", &self.arguments())?;
         if self.include_input {
-            map.serialize_entry(
-                "input",
-                &serde_json::json!({"document": json, "masked": masked}),
-            )?;
+            map.serialize_entry("input", &Document(self))?;
         }
         map.end()
     }

@@ -31,7 +31,7 @@ fn record() -> TraceRecord {
             }],
             dedup: true,
             obligations: Vec::new(),
-            obligation_values: serde_json::Value::Null,
+            obligation_values: Default::default(),
         }),
         policy_revision: Some("sha256:826a49ad485c54b0".into()),
         error: None,
