@@ -1,22 +1,12 @@
 use super::*;
 use crate::policy::decision::Reason;
-use crate::trace::record::{
-    ApprovalTrace, DecisionTrace, DedupTrace, Latency, RecordKind, UpstreamTrace,
-};
+use crate::trace::record::{ApprovalTrace, DecisionTrace, DedupTrace, Latency, UpstreamTrace};
 use std::collections::BTreeMap;
 
+/// A parked call with every part the span reads.
 fn record() -> TraceRecord {
     TraceRecord {
-        kind: RecordKind::Call,
-        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
-        span_id: "7c1d6a0e9b3f2a10".into(),
         parent_span_id: Some("00f067aa0ba902b7".into()),
-        time: "2026-11-26T20:21:01.467055Z".into(),
-        route: Some("crm".into()),
-        mode: Some("enforce"),
-        user: Some("u_bob".into()),
-        user_claims: None,
-        user_input: None,
         tool: Some("create_invoice".into()),
         method: "POST".into(),
         path: "/crm/v1/invoices".into(),
@@ -33,8 +23,6 @@ fn record() -> TraceRecord {
             obligations: Vec::new(),
             obligation_values: Default::default(),
         }),
-        policy_revision: Some("sha256:826a49ad485c54b0".into()),
-        error: None,
         upstream: Some(UpstreamTrace {
             status: Some(201),
             latency_ms: 1.0,
@@ -47,10 +35,6 @@ fn record() -> TraceRecord {
             total: 1.5,
             policy: Some(0.1),
         },
-        request_body: None,
-        call: None,
-        response: None,
-        annotation: None,
         approval: Some(ApprovalTrace {
             id: "0123456789abcdef0123456789abcdef".into(),
             from: None,
@@ -59,6 +43,7 @@ fn record() -> TraceRecord {
             comment: None,
             failure: None,
         }),
+        ..crate::trace::record::sample::call()
     }
 }
 
