@@ -277,16 +277,9 @@ impl Approvals {
         let failure = approval.failure.as_ref().filter(|_| to.is_final());
         let executed = executed.unwrap_or_default();
         self.traces.emit(TraceRecord {
-            kind: RecordKind::Approval,
-            trace_id: approval.trace_id.clone(),
-            span_id: crate::trace::context::TraceContext::new_span_id(),
-            parent_span_id: None,
-            time: rfc3339(self.now_ms()),
             route: Some(approval.route.clone()),
             mode: Some("enforce"),
             user: approval.user.clone(),
-            user_claims: None,
-            user_input: None,
             tool: executed.tool,
             method: approval.request.method.clone(),
             path: approval.request.received_path.clone(),
@@ -296,14 +289,10 @@ impl Approvals {
             policy_revision: executed
                 .policy_revision
                 .or_else(|| Some(approval.policy_revision.clone())),
-            error: None,
             upstream: executed.upstream,
-            dedup: None,
             latency_ms: executed.latency_ms,
-            request_body: None,
             call: executed.call,
             response: executed.response,
-            annotation: None,
             approval: Some(ApprovalTrace {
                 id: approval.id.clone(),
                 from: from.map(State::as_str),
@@ -316,6 +305,12 @@ impl Approvals {
                 },
                 failure: failure.map(|f| f.code.clone()),
             }),
+            ..TraceRecord::new(
+                RecordKind::Approval,
+                approval.trace_id.clone(),
+                crate::trace::context::TraceContext::new_span_id(),
+                rfc3339(self.now_ms()),
+            )
         });
     }
 }

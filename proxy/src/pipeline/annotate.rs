@@ -8,7 +8,7 @@ use super::{Forwarded, Proxy};
 use crate::refusal::Refusal;
 use crate::response::json_response;
 use crate::trace::context::TraceContext;
-use crate::trace::record::{AnnotationTrace, Latency, RecordKind, TraceRecord};
+use crate::trace::record::{AnnotationTrace, RecordKind, TraceRecord};
 use crate::trace::redact;
 use http::{Method, StatusCode};
 use hyper::body::Incoming;
@@ -104,7 +104,7 @@ impl Proxy {
         if method != Method::POST {
             return Err(Refusal::BadPath("annotations are posted with POST"));
         }
-        if !valid_trace_id(trace_id) {
+        if !crate::trace::context::is_trace_id(trace_id) {
             return Err(Refusal::BadPath("a trace id is 32 lower-case hex digits"));
         }
         if !self.annotations.admit(user.unwrap_or("")) {
@@ -131,39 +131,17 @@ fn annotation_record(
     parts: &http::request::Parts,
     annotation: AnnotationTrace,
 ) -> TraceRecord {
+    let time = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
     TraceRecord {
-        kind: RecordKind::Annotation,
-        trace_id: trace_id.to_string(),
-        span_id,
         parent_span_id,
-        time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
-        route: None,
-        mode: None,
         user: user.map(str::to_string),
-        user_claims: None,
-        user_input: None,
-        tool: None,
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),
         outcome: Outcome::Annotated.label(),
         status: StatusCode::CREATED.as_u16(),
-        decision: None,
-        policy_revision: None,
-        error: None,
-        upstream: None,
-        dedup: None,
-        latency_ms: Latency::default(),
-        request_body: None,
-        call: None,
-        response: None,
-        approval: None,
         annotation: Some(annotation),
+        ..TraceRecord::new(RecordKind::Annotation, trace_id.to_string(), span_id, time)
     }
-}
-
-/// Whether `id` has the shape of a W3C trace id.
-fn valid_trace_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Parses an annotation body: a JSON object of the four known fields, strings where

@@ -20,8 +20,6 @@ pub(super) struct Journal {
     pub user_input: Option<String>,
     /// The policy input document, for the trace's `arguments` and `input`.
     pub input: Option<regorus::Value>,
-    /// The request body as the trace shows it (redacted), when configured.
-    pub request_body: Option<serde_json::Value>,
     /// The bundle revision that judged the request, and how long judging took.
     pub policy: Option<(String, Duration)>,
     pub decision: Option<DecisionTrace>,

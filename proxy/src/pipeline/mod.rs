@@ -41,7 +41,7 @@ use crate::refusal::Refusal;
 use crate::response::{json_response, ResponseBody};
 use crate::route::RouteTable;
 use crate::trace::context::TraceContext;
-use crate::trace::{redact, TraceSink};
+use crate::trace::TraceSink;
 use anyhow::Result;
 use enforce::Enforced;
 use http::{HeaderValue, Request, Response};
@@ -50,7 +50,6 @@ use journal::{note_decision, Journal};
 use outcome::Outcome;
 use record::{Asked, Ended, TraceSettings};
 use regorus::Value;
-use request::BodyView;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -195,9 +194,6 @@ impl Proxy {
         let inbound = self
             .read(routed, parsed.parts, parsed.body, effective, user?)
             .await?;
-        if self.trace.include_body {
-            journal.request_body = self.redacted_body(&inbound.view, inbound.body.len());
-        }
         let mut decided = self.decide(route, &inbound, Value::Null);
         note_decision(journal, &mut decided, inbound.body.len());
         self.act(route, inbound, decided, trace, journal).await
@@ -229,18 +225,6 @@ impl Proxy {
                 answer
             }
         }
-    }
-
-    /// The body for the trace, redacted; bodies over [`TRACE_BODY_LIMIT`] are replaced
-    /// by their size, which keeps the in-memory ring of recent traces bounded.
-    fn redacted_body(&self, view: &BodyView, len: usize) -> Option<serde_json::Value> {
-        let value = view.document()?;
-        if len > TRACE_BODY_LIMIT {
-            return Some(serde_json::json!({"omitted_bytes": len}));
-        }
-        let mut json = serde_json::to_value(value).ok()?;
-        redact::redact(&mut json, &self.trace.redact_fields);
-        Some(json)
     }
 }
 

@@ -161,11 +161,11 @@ impl Proxy {
                 total: millis(ended.elapsed),
                 policy: policy_time.map(millis),
             },
-            request_body: journal.request_body,
             call: journal.input.map(|document| RecordedInput {
                 document,
                 redact: self.trace.redact_fields.clone(),
                 include_input: self.trace.include_input,
+                include_body: self.trace.include_body,
             }),
             response: None,
             annotation: None,

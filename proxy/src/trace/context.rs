@@ -69,6 +69,15 @@ impl TraceContext {
     }
 }
 
+/// Whether `id` has the shape of a W3C trace id: 32 lower-case hex digits.
+pub fn is_trace_id(id: &str) -> bool {
+    lower_hex(id, 32)
+}
+
+fn lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// What a valid `traceparent` says.
 struct Parent {
     trace_id: String,
@@ -81,9 +90,6 @@ fn parse_traceparent(value: &str) -> Option<Parent> {
     let mut parts = value.trim().split('-');
     let (version, trace_id, parent, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let lower_hex = |s: &str, len: usize| {
-        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    };
     let valid = lower_hex(version, 2)
         && version != "ff"
         && (version != "00" || parts.next().is_none())

@@ -57,8 +57,6 @@ pub struct TraceRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dedup: Option<DedupTrace>,
     pub latency_ms: Latency,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_body: Option<serde_json::Value>,
     /// `arguments` (the query and body the tool got) and `input` (the policy's input
     /// document), redacted when written.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -72,6 +70,40 @@ pub struct TraceRecord {
     /// Set on requests that were parked, and on every later transition of their approval.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalTrace>,
+}
+
+impl TraceRecord {
+    /// A record of `kind` in a trace, with every part it may hold left empty: the
+    /// makers of records fill in what they know (`..TraceRecord::new(...)`).
+    pub fn new(kind: RecordKind, trace_id: String, span_id: String, time: String) -> TraceRecord {
+        TraceRecord {
+            kind,
+            trace_id,
+            span_id,
+            parent_span_id: None,
+            time,
+            route: None,
+            mode: None,
+            user: None,
+            user_claims: None,
+            user_input: None,
+            tool: None,
+            method: String::new(),
+            path: String::new(),
+            outcome: "",
+            status: 0,
+            decision: None,
+            policy_revision: None,
+            error: None,
+            upstream: None,
+            dedup: None,
+            latency_ms: Latency::default(),
+            call: None,
+            response: None,
+            annotation: None,
+            approval: None,
+        }
+    }
 }
 
 /// What an approved request's execution adds to its final transition's record: the
@@ -259,32 +291,21 @@ pub mod sample {
     /// A denied call, with no optional part.
     pub fn call() -> TraceRecord {
         TraceRecord {
-            kind: RecordKind::Call,
-            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
-            span_id: "7c1d6a0e9b3f2a10".into(),
-            parent_span_id: None,
-            time: "2026-11-26T20:21:01.467055Z".into(),
             route: Some("crm".into()),
             mode: Some("enforce"),
             user: Some("u_bob".into()),
-            user_claims: None,
-            user_input: None,
             tool: Some("get_invoice".into()),
             method: "GET".into(),
             path: "/crm/v1/invoices/INV-1".into(),
             outcome: "denied",
             status: 403,
-            decision: None,
             policy_revision: Some("sha256:826a49ad485c54b0".into()),
-            error: None,
-            upstream: None,
-            dedup: None,
-            latency_ms: Latency::default(),
-            request_body: None,
-            call: None,
-            response: None,
-            annotation: None,
-            approval: None,
+            ..TraceRecord::new(
+                RecordKind::Call,
+                "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+                "7c1d6a0e9b3f2a10".into(),
+                "2026-11-26T20:21:01.467055Z".into(),
+            )
         }
     }
 }

@@ -18,6 +18,9 @@ pub struct RecordedInput {
     pub document: regorus::Value,
     pub redact: Arc<[String]>,
     pub include_input: bool,
+    /// Also write the body alone as `request_body` (`trace.include_body`), as records
+    /// did before they carried `arguments`.
+    pub include_body: bool,
 }
 
 impl RecordedInput {
@@ -64,6 +67,15 @@ impl Serialize for RecordedInput {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("arguments", &self.arguments())?;
+        let request = &self.document["request"];
+        // A body was read and parsed (not empty, not opaque): as `trace.include_body`
+        // always recorded it, a JSON `null` included.
+        let body_read = matches!(request["body_bytes"].as_u64(), Ok(n) if n > 0)
+            && !matches!(request["body_opaque"], regorus::Value::Bool(true));
+        if self.include_body && body_read {
+            let masking = Masking::new(&self.redact, "input.request");
+            map.serialize_entry("request_body", &masking.at(&request["body"], &["body"]))?;
+        }
         if self.include_input {
             map.serialize_entry("input", &Document(self))?;
         }
@@ -135,6 +147,7 @@ mod tests {
             document,
             redact: fields(),
             include_input: true,
+            include_body: false,
         };
         let json = serde_json::to_value(&recorded)?;
         assert_eq!(json["arguments"]["query"]["a"][0], "1");
@@ -149,6 +162,34 @@ mod tests {
             ..recorded
         };
         assert!(serde_json::to_value(&without)?.get("input").is_none());
+        assert!(serde_json::to_value(&without)?
+            .get("request_body")
+            .is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn the_body_alone_is_written_when_one_was_read_and_asked_for() -> anyhow::Result<()> {
+        let recorded = |request: &str| -> anyhow::Result<serde_json::Value> {
+            let document = regorus::Value::from_json_str(&format!(r#"{{"request": {request}}}"#))?;
+            let input = RecordedInput {
+                document,
+                redact: fields(),
+                include_input: false,
+                include_body: true,
+            };
+            Ok(serde_json::to_value(&input)?)
+        };
+        let read = recorded(
+            r#"{"body": {"card_number": "4111"}, "body_bytes": 24, "body_opaque": false}"#,
+        )?;
+        assert_eq!(read["request_body"]["card_number"], "[redacted]");
+        let null = recorded(r#"{"body": null, "body_bytes": 4, "body_opaque": false}"#)?;
+        assert_eq!(null.get("request_body"), Some(&serde_json::Value::Null));
+        let empty = recorded(r#"{"body": null, "body_bytes": 0, "body_opaque": false}"#)?;
+        assert!(empty.get("request_body").is_none());
+        let opaque = recorded(r#"{"body": null, "body_bytes": 9, "body_opaque": true}"#)?;
+        assert!(opaque.get("request_body").is_none());
         Ok(())
     }
 

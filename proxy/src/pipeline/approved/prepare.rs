@@ -61,6 +61,7 @@ impl Proxy {
                 ),
                 redact: self.trace.redact_fields.clone(),
                 include_input: self.trace.include_input,
+                include_body: false,
             }),
             latency_ms: Latency {
                 total: 0.0,
