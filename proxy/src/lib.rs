@@ -13,6 +13,7 @@ pub mod config;
 pub mod dedup;
 pub mod demo;
 pub mod headers;
+pub mod hex;
 pub mod identity;
 pub mod metrics;
 pub mod pipeline;

@@ -334,7 +334,7 @@ fn outcome(to: State) -> &'static str {
 pub fn new_id() -> Result<String, StoreError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| StoreError(format!("no randomness: {e}")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::hex::encode(&bytes))
 }
 
 /// Whether `id` has the shape of an approval id (checked before any store lookup).

@@ -255,7 +255,9 @@ impl Key {
 
 /// Keys and fingerprints print as 64 lower-case hex digits.
 fn write_hex(bytes: &[u8; 32], f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    bytes.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    let mut out = [0u8; 64];
+    crate::hex::encode_to(bytes, &mut out);
+    f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
 }
 
 fn parse_hex(text: &str) -> Option<[u8; 32]> {

@@ -156,7 +156,7 @@ fn random_hex(bytes: usize) -> Result<String> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf)
         .map_err(|e| anyhow::anyhow!("no randomness for demo secrets: {e}"))?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::hex::encode(&buf))
 }
 
 /// A demo identity token, valid for 12 hours.

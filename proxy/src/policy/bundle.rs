@@ -97,7 +97,7 @@ impl Bundle {
             bail!("no .rego policy files in {}", dir.display());
         }
         let digest = hasher.finalize();
-        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        let hex = crate::hex::encode(&digest[..8]);
         Ok(Bundle {
             revision: format!("sha256:{hex}"),
             policies,

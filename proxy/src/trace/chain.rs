@@ -45,12 +45,8 @@ impl Digest {
 
     /// 64 lower-case hex digits.
     fn hex(&self) -> [u8; HEX_LEN] {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut out = [0u8; HEX_LEN];
-        for (pair, byte) in out.chunks_exact_mut(2).zip(self.0) {
-            pair[0] = DIGITS[usize::from(byte >> 4)];
-            pair[1] = DIGITS[usize::from(byte & 0x0f)];
-        }
+        crate::hex::encode_to(&self.0, &mut out);
         out
     }
 

@@ -135,18 +135,12 @@ fn next_u64() -> u64 {
 
 /// `N` random bytes as lower-case hex, never all zero (W3C forbids all-zero ids).
 fn random_hex<const N: usize>() -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(N * 2);
-    let mut word = next_u64() | 1;
-    for i in 0..N {
-        if i > 0 && i % 8 == 0 {
-            word = next_u64();
-        }
-        let byte = (word >> ((i % 8) * 8)) as u8;
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 15)]));
+    let mut bytes = [0u8; N];
+    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+        let word = next_u64() | u64::from(i == 0);
+        chunk.copy_from_slice(&word.to_le_bytes()[..chunk.len()]);
     }
-    out
+    crate::hex::encode(&bytes)
 }
 
 #[cfg(test)]

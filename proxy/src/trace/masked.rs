@@ -8,31 +8,39 @@ use regorus::Value;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::fmt::Write;
 
 /// What one masking pass shares: the fields to redact, where it is, what it masked.
+/// The path is kept as segments and spelled out only for a masked field: most values
+/// are written without one.
 pub struct Masking<'a> {
     fields: &'a [String],
-    path: RefCell<String>,
+    root: &'a str,
+    path: RefCell<Vec<Segment<'a>>>,
     masked: RefCell<Vec<String>>,
+}
+
+/// One step of the path below the root: an object's key or an array's index.
+enum Segment<'a> {
+    Key(Cow<'a, str>),
+    Index(usize),
 }
 
 impl<'a> Masking<'a> {
     /// A pass whose paths start with `root` (`input`).
-    pub fn new(fields: &'a [String], root: &str) -> Masking<'a> {
+    pub fn new(fields: &'a [String], root: &'a str) -> Masking<'a> {
         Masking {
             fields,
-            path: RefCell::new(root.to_string()),
+            root,
+            path: RefCell::new(Vec::new()),
             masked: RefCell::new(Vec::new()),
         }
     }
 
     /// `value`, below `segments` of the root, ready to serialise.
-    pub fn at<'v>(&'v self, value: &'v Value, segments: &[&str]) -> Masked<'v> {
+    pub fn at(&'a self, value: &'a Value, segments: &[&'a str]) -> Masked<'a> {
         let mut path = self.path.borrow_mut();
-        for segment in segments {
-            path.push('.');
-            path.push_str(segment);
-        }
+        path.extend(segments.iter().map(|s| Segment::Key(Cow::Borrowed(*s))));
         Masked {
             value,
             masking: self,
@@ -44,16 +52,27 @@ impl<'a> Masking<'a> {
         self.masked.borrow().clone()
     }
 
-    fn enter(&self, segment: &str) -> usize {
-        let mut path = self.path.borrow_mut();
-        let len = path.len();
-        path.push('.');
-        path.push_str(segment);
-        len
+    fn enter(&self, segment: Segment<'a>) {
+        self.path.borrow_mut().push(segment);
     }
 
-    fn leave(&self, len: usize) {
-        self.path.borrow_mut().truncate(len);
+    fn leave(&self) {
+        self.path.borrow_mut().pop();
+    }
+
+    /// Notes the current path (a field just masked) as `root.key.0.key`.
+    fn note_masked(&self) {
+        let mut dotted = self.root.to_string();
+        for segment in self.path.borrow().iter() {
+            dotted.push('.');
+            match segment {
+                Segment::Key(key) => dotted.push_str(key),
+                Segment::Index(i) => {
+                    let _ = write!(dotted, "{i}");
+                }
+            }
+        }
+        self.masked.borrow_mut().push(dotted);
     }
 
     fn hides(&self, key: &str) -> bool {
@@ -78,14 +97,15 @@ impl Serialize for Masked<'_> {
                         Value::String(s) => Cow::Borrowed(s.as_ref()),
                         other => Cow::Owned(other.to_json_str().unwrap_or_default()),
                     };
-                    let len = m.enter(&key);
-                    if m.hides(&key) {
-                        m.masked.borrow_mut().push(m.path.borrow().clone());
+                    let hidden = m.hides(&key);
+                    m.enter(Segment::Key(key.clone()));
+                    if hidden {
+                        m.note_masked();
                         map.serialize_entry(&*key, REDACTED)?;
                     } else {
                         map.serialize_entry(&*key, &Masked { value, masking: m })?;
                     }
-                    m.leave(len);
+                    m.leave();
                 }
                 map.end()
             }
@@ -98,15 +118,15 @@ impl Serialize for Masked<'_> {
 
 fn sequence<'v, S: Serializer>(
     serializer: S,
-    m: &Masking<'_>,
+    m: &'v Masking<'v>,
     items: impl Iterator<Item = &'v Value>,
     len: usize,
 ) -> Result<S::Ok, S::Error> {
     let mut seq = serializer.serialize_seq(Some(len))?;
     for (i, value) in items.enumerate() {
-        let at = m.enter(&i.to_string());
+        m.enter(Segment::Index(i));
         seq.serialize_element(&Masked { value, masking: m })?;
-        m.leave(at);
+        m.leave();
     }
     seq.end()
 }

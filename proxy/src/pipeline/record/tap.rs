@@ -66,7 +66,7 @@ impl Tapped {
         let digest = std::mem::take(&mut self.hasher).finalize();
         record.response = Some(RecordedResponse {
             bytes: self.bytes,
-            sha256: crate::trace::recorded::hex(&digest),
+            sha256: crate::hex::encode(&digest),
             complete,
             body: self
                 .captured
