@@ -2,6 +2,7 @@
 //! RFC 8693 token exchange at a real token endpoint. The upstream must receive the
 //! acting user's own credential and nothing else; without one, nothing is forwarded.
 
+use crate::harness::approvals;
 use crate::harness::token_endpoint::{self, TokenEndpoint};
 use crate::harness::upstream::{dead_url, Received};
 use crate::harness::{
@@ -407,5 +408,117 @@ async fn a_changed_credential_file_is_used_on_the_next_call() -> Result<()> {
     assert_refusal(&call(&proxy, "alice").await?, 403, "no_user_credential")
         .context("after the file was removed")?;
     upstream.expect_requests(2)?;
+    Ok(())
+}
+
+/// A proxy with the approval queue on, whose `crm` route uses `credential` (YAML).
+async fn approvals_proxy(workspace: Workspace, credential: &str) -> Result<(Upstream, Proxy)> {
+    let upstream = Upstream::start(Behaviour::created()).await?;
+    let setup = approvals::setup(&upstream, |r| r.require_user().credential(credential));
+    let proxy = workspace.start(&setup).await?;
+    Ok((upstream, proxy))
+}
+
+#[tokio::test]
+async fn an_approved_per_user_request_uses_the_users_file_as_it_is_at_execution() -> Result<()> {
+    let workspace = approvals::workspace()?;
+    let file = format!("{USERS_DIR}/{}", approvals::AGENT_USER);
+    workspace.write(&file, "agent-user-key-1\n")?;
+    let credential = format!("{{mode: per_user, dir: {USERS_DIR}}}");
+    let (upstream, proxy) = approvals_proxy(workspace, &credential).await?;
+    let id = approvals::park(&proxy, "INV-00000031").await?;
+    upstream.nothing_received()?;
+    proxy
+        .workspace()
+        .write(&file, "agent-user-key-rotated-2\n")?;
+    let approved = approvals::decide(&proxy, "alice", &id, "approve", None).await?;
+    expect_status(&approved, 200)?;
+    let approved = approved.json()?;
+    ensure!(approved["state"] == "succeeded", "{approved}");
+    let sent = upstream.only_request()?;
+    ensure!(
+        bearer(&sent)? == "agent-user-key-rotated-2",
+        "executed with {:?}",
+        bearer(&sent)
+    );
+
+    // Without the user's file at execution, the approval fails and nothing is sent.
+    let id = approvals::park(&proxy, "INV-00000032").await?;
+    std::fs::remove_file(proxy.workspace().path(&file))?;
+    let approved = approvals::decide(&proxy, "alice", &id, "approve", None).await?;
+    let approved = approved.json()?;
+    ensure!(approved["state"] == "failed", "{approved}");
+    ensure!(
+        approved["failure"]["code"] == "no_user_credential",
+        "{approved}"
+    );
+    upstream.expect_requests(1)?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_approved_token_exchange_request_runs_only_with_a_cached_token_of_the_user() -> Result<()>
+{
+    let endpoint = TokenEndpoint::start(300).await?;
+    let workspace = approvals::workspace()?;
+    workspace.write(SECRET_FILE, &format!("{}\n", token_endpoint::CLIENT_SECRET))?;
+    let credential = exchange_credential(&endpoint.url(), None);
+    let (upstream, proxy) = approvals_proxy(workspace, &credential).await?;
+
+    // Parked before the user's token was ever exchanged: nothing to execute with.
+    let id = approvals::park(&proxy, "INV-00000041").await?;
+    let approved = approvals::decide(&proxy, "alice", &id, "approve", None).await?;
+    let approved = approved.json()?;
+    ensure!(approved["state"] == "failed", "{approved}");
+    ensure!(
+        approved["failure"]["code"] == "credential_unavailable",
+        "{approved}"
+    );
+    let reply = approvals::poll(&proxy, approvals::AGENT_USER, &id, "").await?;
+    expect_status(&reply, 502)?;
+    upstream.nothing_received()?;
+    ensure!(endpoint.requests() == 0, "an approval exchanged a token");
+
+    // A call within the limit exchanges the user's token; an approval then runs with it.
+    let small = approvals::refund(&proxy, approvals::AGENT_USER, "INV-00000042", 10).await?;
+    expect_status(&small, 201)?;
+    let id = approvals::park(&proxy, "INV-00000043").await?;
+    let approved = approvals::decide(&proxy, "alice", &id, "approve", None).await?;
+    let approved = approved.json()?;
+    ensure!(approved["state"] == "succeeded", "{approved}");
+    let received = upstream.expect_requests(2)?;
+    for sent in &received {
+        let token = bearer(sent)?;
+        let issued = endpoint.issued_to(&token).context("a token never issued")?;
+        ensure!(
+            issued.sub == approvals::AGENT_USER,
+            "sent a token of {issued:?}"
+        );
+    }
+    ensure!(
+        endpoint.exchanges() == 1,
+        "exchanges: {}",
+        endpoint.exchanges()
+    );
+
+    // The approval store holds neither minted tokens nor the client secret.
+    let mut store = Vec::new();
+    for file in ["state/approvals.db", "state/approvals.db-wal"] {
+        if let Ok(bytes) = std::fs::read(proxy.workspace().path(file)) {
+            store.extend(bytes);
+        }
+    }
+    ensure!(!store.is_empty(), "no approval store written");
+    let store = String::from_utf8_lossy(&store);
+    for token in endpoint.tokens() {
+        ensure!(
+            !store.contains(token.as_str()),
+            "a minted token is in the approval store"
+        );
+    }
+    ensure!(
+        !store.contains(token_endpoint::CLIENT_SECRET),
+        "the client secret is stored"
+    );
     Ok(())
 }
