@@ -165,3 +165,41 @@ fn claim(claims: &Value, name: &str) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PerUserConfig;
+
+    fn per_user(claim: &str) -> Credential {
+        Credential::PerUser(PerUser::new(&PerUserConfig {
+            header: http::header::AUTHORIZATION,
+            prefix: "Bearer ".into(),
+            dir: std::env::temp_dir().join("lastmile-no-such-dir"),
+            claim: claim.into(),
+        }))
+    }
+
+    #[test]
+    fn the_subject_is_the_claim_that_names_the_users_credential() {
+        let claims =
+            Value::from(serde_json::json!({"sub": "u_1", "email": "a@example.com", "n": 7}));
+        let acting = |c: &Credential| c.acting(Some("u_1"), Some(&claims));
+        assert_eq!(acting(&per_user("sub")).subject.as_deref(), Some("u_1"));
+        assert_eq!(
+            acting(&per_user("email")).subject.as_deref(),
+            Some("a@example.com")
+        );
+        assert_eq!(acting(&per_user("n")).subject.as_deref(), Some("7"));
+        assert_eq!(acting(&per_user("missing")).subject, None);
+        assert_eq!(acting(&per_user("sub")).mode, "per_user");
+    }
+
+    #[test]
+    fn a_user_mode_without_a_user_has_no_credential() {
+        assert!(matches!(
+            per_user("sub").stored_value(None),
+            Err(CredentialError::NoUserCredential)
+        ));
+    }
+}
