@@ -283,6 +283,19 @@ async fn a_token_endpoint_refusing_the_client_is_502_and_nothing_is_forwarded() 
 }
 
 #[tokio::test]
+async fn a_token_endpoint_slower_than_the_timeout_is_502_and_nothing_is_forwarded() -> Result<()> {
+    let endpoint = TokenEndpoint::start(300).await?;
+    endpoint.delay(Duration::from_secs(5));
+    let credential = exchange_credential(&endpoint.url(), None).replace('}', ", timeout_ms: 200}");
+    let (upstream, proxy) = start(workspace(token_endpoint::CLIENT_SECRET)?, &credential).await?;
+    let body = assert_refusal(&call(&proxy, "alice").await?, 502, "credential_unavailable")?;
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    ensure!(message.contains("in time"), "reason: {message}");
+    upstream.nothing_received()?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn token_exchange_over_https_trusts_the_configured_ca() -> Result<()> {
     let endpoint = TokenEndpoint::start_https(300).await?;
     let workspace = workspace(token_endpoint::CLIENT_SECRET)?;
