@@ -141,6 +141,7 @@ pub fn alice() -> User {
     User {
         sub: Some("u_alice".into()),
         claims: Value::from(claims),
+        token: None,
     }
 }
 
@@ -163,6 +164,7 @@ pub fn input_for(case: &Case, user: &User, headers: &HeaderMap) -> Result<Value>
         body: &body,
         body_bytes: case.body.as_ref().map_or(0, String::len),
         user: Some(user),
+        credential: Value::Null,
         now_ns: 0,
     }))
 }

@@ -45,6 +45,8 @@ pub struct Metrics {
     pub approval_transitions: IntCounterVec,
     pub approvals_pending: IntGauge,
     pub approval_decision_seconds: HistogramVec,
+    pub credential_exchanges: IntCounterVec,
+    pub credential_cache_entries: IntGaugeVec,
 }
 
 /// The per-route histograms, resolved once so the hot path skips the label lookup.
@@ -183,6 +185,22 @@ impl Metrics {
                 .buckets(DECISION_BUCKETS.to_vec()),
                 &["route"],
             )?,
+            credential_exchanges: IntCounterVec::new(
+                Opts::new(
+                    "lastmile_credential_exchanges_total",
+                    "Upstream credentials of token_exchange routes, by route and outcome \
+                     (cached, exchanged, refused, unreachable, timeout, invalid_response, \
+                     client_secret_unavailable, backoff).",
+                ),
+                &["route", "outcome"],
+            )?,
+            credential_cache_entries: IntGaugeVec::new(
+                Opts::new(
+                    "lastmile_credential_cache_entries",
+                    "Acting users with a slot in a token_exchange route's token cache.",
+                ),
+                &["route"],
+            )?,
             registry,
         };
         let build = IntGaugeVec::new(
@@ -190,7 +208,7 @@ impl Metrics {
             &["version"],
         )?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let collectors: [Box<dyn prometheus::core::Collector>; 20] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 22] = [
             Box::new(build),
             Box::new(metrics.requests.clone()),
             Box::new(metrics.request_duration.clone()),
@@ -211,6 +229,8 @@ impl Metrics {
             Box::new(metrics.approval_transitions.clone()),
             Box::new(metrics.approvals_pending.clone()),
             Box::new(metrics.approval_decision_seconds.clone()),
+            Box::new(metrics.credential_exchanges.clone()),
+            Box::new(metrics.credential_cache_entries.clone()),
         ];
         for collector in collectors {
             metrics.registry.register(collector)?;

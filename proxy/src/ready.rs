@@ -7,7 +7,7 @@ use crate::identity::Verifier;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::route::RouteTable;
 use crate::upstream::{self, credential::Credential, UpstreamClient};
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 /// A configured route with its ready objects.
 pub struct Route {
@@ -37,7 +37,12 @@ impl Ready {
             .map(|r| {
                 Ok(Route {
                     client: upstream::client(r)?,
-                    credential: r.credential.as_ref().map(Credential::new),
+                    credential: r
+                        .credential
+                        .as_ref()
+                        .map(|c| Credential::build(c, &r.name, metrics))
+                        .transpose()
+                        .with_context(|| format!("route {:?}: credential", r.name))?,
                     metrics: metrics.for_route(&r.name),
                     config: r.clone(),
                 })

@@ -38,6 +38,13 @@ pub enum Refusal {
     PolicyError,
     #[error("the route's upstream credential is unavailable")]
     CredentialUnavailable,
+    /// A user credential mode found no credential for the acting user (no verified
+    /// user, no file for them, or a claim value that cannot name one).
+    #[error("the acting user has no credential for this route; lastmile does not fall back to a service credential")]
+    NoUserCredential,
+    /// The token exchange failed; the reason names the endpoint's answer, never a token.
+    #[error("the upstream credential could not be obtained: {0}")]
+    CredentialExchange(String),
     #[error("the upstream could not be reached; the request was not sent")]
     UpstreamUnreachable,
     #[error("the upstream did not answer in time; the outcome is unknown")]
@@ -122,6 +129,8 @@ impl Refusal {
                 StatusCode::FORBIDDEN
             }
             Refusal::CredentialUnavailable => StatusCode::INTERNAL_SERVER_ERROR,
+            Refusal::NoUserCredential => StatusCode::FORBIDDEN,
+            Refusal::CredentialExchange(_) => StatusCode::BAD_GATEWAY,
             Refusal::UpstreamUnreachable | Refusal::UpstreamFailed => StatusCode::BAD_GATEWAY,
             Refusal::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Refusal::InvalidIdempotencyKey(_) => StatusCode::BAD_REQUEST,
@@ -164,7 +173,10 @@ impl Refusal {
             Refusal::Denied(_) => "denied",
             Refusal::ApprovalUnavailable(_) => "approval_unavailable",
             Refusal::PolicyError => "policy_error",
-            Refusal::CredentialUnavailable => "credential_unavailable",
+            Refusal::CredentialUnavailable | Refusal::CredentialExchange(_) => {
+                "credential_unavailable"
+            }
+            Refusal::NoUserCredential => "no_user_credential",
             Refusal::UpstreamUnreachable => "upstream_unreachable",
             Refusal::UpstreamTimeout => "upstream_timeout",
             Refusal::UpstreamFailed => "upstream_failed",
@@ -204,6 +216,8 @@ impl Refusal {
             | Refusal::Overloaded
             | Refusal::ApprovalStoreUnavailable
             | Refusal::RateLimited => Some(1),
+            // A failed exchange is not retried for a moment (the backoff), then may work.
+            Refusal::CredentialExchange(_) => Some(2),
             // The same request gets the same answer, or the outcome is the upstream's:
             // no wait makes a retry succeed.
             Refusal::NoRoute
@@ -218,6 +232,7 @@ impl Refusal {
             | Refusal::ApprovalUnavailable(_)
             | Refusal::PolicyError
             | Refusal::CredentialUnavailable
+            | Refusal::NoUserCredential
             | Refusal::UpstreamUnreachable
             | Refusal::UpstreamTimeout
             | Refusal::UpstreamFailed

@@ -9,6 +9,7 @@ mod approvals;
 mod approvals_page;
 mod approvals_safety;
 mod chart;
+mod credentials_user;
 mod decision_logs;
 mod dedup;
 mod dedup_store;

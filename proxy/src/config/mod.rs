@@ -20,7 +20,8 @@ pub use identity::IdentityConfig;
 pub use policies::PolicyConfig;
 pub use reserved::{DATA_PREFIX, POLL_PATH, TRACES_PATH};
 pub use route::{
-    CredentialConfig, CredentialSource, Mode, RouteConfig, RouteDedup, UpstreamTarget,
+    CredentialConfig, CredentialSource, Mode, PerUserConfig, RouteConfig, RouteDedup,
+    StaticCredentialConfig, TokenExchangeConfig, UpstreamTarget,
 };
 pub use server::ServerConfig;
 pub use trace::{TraceConfig, TraceFormat, TraceOutput};
@@ -86,8 +87,30 @@ impl Config {
                 .transpose()?,
         };
         approvals::check_approver_jwt(&config)?;
+        check_user_credentials(&config)?;
         Ok(config)
     }
+}
+
+/// A user credential mode without identity would have no user to act for: every call
+/// on the route would be refused, so the configuration is refused instead.
+fn check_user_credentials(config: &Config) -> Result<()> {
+    if config.identity.is_some() {
+        return Ok(());
+    }
+    for route in &config.routes {
+        if route
+            .credential
+            .as_ref()
+            .is_some_and(CredentialConfig::is_per_user)
+        {
+            anyhow::bail!(
+                "route {:?}: credential modes per_user and token_exchange act for the verified user; configure identity",
+                route.name
+            );
+        }
+    }
+    Ok(())
 }
 
 fn parse_addr(field: &str, value: &str) -> Result<SocketAddr> {

@@ -1,11 +1,16 @@
 //! The `routes:` section: where each route's requests go, how they are matched, the
 //! credential lastmile adds, and how the route applies dedup windows.
 
+mod credential;
 mod matching;
 
-use super::raw::{RawCredential, RawMode, RawRoute, RawRouteDedup};
+use super::raw::{RawMode, RawRoute, RawRouteDedup};
 use super::{parse_header_name, resolve};
 use anyhow::{bail, Context, Result};
+use credential::validate_credential;
+pub use credential::{
+    CredentialConfig, CredentialSource, PerUserConfig, StaticCredentialConfig, TokenExchangeConfig,
+};
 use http::uri::Scheme;
 use matching::{check_unique_routes, normalise_prefix, opaque_content_type, parse_upstream};
 use std::path::{Path, PathBuf};
@@ -74,19 +79,6 @@ pub struct UpstreamTarget {
     pub authority: http::uri::Authority,
     /// Base path without a trailing slash (`""` for the root).
     pub base_path: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct CredentialConfig {
-    pub header: http::HeaderName,
-    pub source: CredentialSource,
-    pub prefix: String,
-}
-
-#[derive(Debug, Clone)]
-pub enum CredentialSource {
-    File(PathBuf),
-    Env(String),
 }
 
 /// Validates every route, naming the failing one, then checks that no two of them
@@ -174,18 +166,5 @@ fn validate_route_dedup(raw: RawRouteDedup) -> Result<RouteDedup> {
             .as_deref()
             .map(|h| parse_header_name("dedup.upstream_idempotency_header", h))
             .transpose()?,
-    })
-}
-
-fn validate_credential(raw: RawCredential, base: &Path) -> Result<CredentialConfig> {
-    let source = match (raw.value_file, raw.value_env) {
-        (Some(file), None) => CredentialSource::File(resolve(base, &file)),
-        (None, Some(env)) => CredentialSource::Env(env),
-        _ => bail!("credential: set exactly one of value_file or value_env"),
-    };
-    Ok(CredentialConfig {
-        header: parse_header_name("credential.header", &raw.header)?,
-        source,
-        prefix: raw.prefix,
     })
 }

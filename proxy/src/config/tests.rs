@@ -221,3 +221,13 @@ fn a_jwks_url_is_https_and_its_refresh_settings_are_bounded() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn user_credential_modes_need_identity() {
+    let text = "policies: {dir: p}\nroutes: [{name: a, prefix: /a, upstream: http://a, credential: {mode: per_user, dir: d}}]";
+    let error = load(text)
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
+    assert!(error.contains("configure identity"), "{error}");
+}

@@ -28,6 +28,26 @@ pub struct User {
     pub sub: Option<String>,
     /// Every claim, with `scope` normalised to a list; becomes `input.user`.
     pub claims: Value,
+    /// The verified token itself, for a route that exchanges it (RFC 8693). Absent on a
+    /// stored request: approval records never hold it.
+    pub token: Option<SubjectToken>,
+}
+
+/// A verified user token, kept only in memory for the request it came with. `Debug`
+/// never shows it, so logging a [`User`] cannot leak it.
+#[derive(Clone)]
+pub struct SubjectToken(Arc<str>);
+
+impl SubjectToken {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SubjectToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubjectToken(<redacted>)")
+    }
 }
 
 /// Why a token was refused. The message is safe to return: a fixed text that never
@@ -153,7 +173,11 @@ impl Verifier {
                 &key.key,
                 &self.validation(header.alg),
             ) {
-                Ok(data) => return self.user(data.claims),
+                Ok(data) => {
+                    let mut user = self.user(data.claims)?;
+                    user.token = Some(SubjectToken(Arc::from(token)));
+                    return Ok(user);
+                }
                 Err(e) => error = Some(describe(e.kind())),
             }
         }
@@ -220,6 +244,7 @@ impl Verifier {
         Ok(User {
             sub,
             claims: Value::from(serde_json::Value::Object(claims)),
+            token: None,
         })
     }
 }

@@ -6,9 +6,8 @@ use crate::headers::{strip_hop_by_hop, NEVER_FORWARDED};
 use crate::policy::decision::Decision;
 use crate::refusal::Refusal;
 use crate::trace::context::TraceContext;
-use crate::upstream::credential::Credential;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, Method, Request, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::Full;
 
 /// What the agent asked for, reduced to what goes upstream.
@@ -21,12 +20,13 @@ pub struct Outbound<'a> {
 }
 
 /// Builds the upstream request. Headers the agent must not control are removed: its
-/// own credentials, the identity token, hop-by-hop headers and `Host`.
+/// own credentials, the identity token, hop-by-hop headers and `Host`. `credential` is
+/// the route's header and the value already resolved for this request's user.
 pub fn build(
     target: &UpstreamTarget,
     outbound: Outbound<'_>,
     identity_header: Option<&HeaderName>,
-    credential: Option<&Credential>,
+    credential: Option<(&HeaderName, HeaderValue)>,
     decision: Option<&Decision>,
     trace: &TraceContext,
 ) -> Result<Request<Full<Bytes>>, Refusal> {
@@ -43,12 +43,9 @@ pub fn build(
             headers.insert(name.clone(), value.clone());
         }
     }
-    if let Some(credential) = credential {
-        headers.remove(credential.header());
-        let value = credential
-            .value()
-            .map_err(|_| Refusal::CredentialUnavailable)?;
-        headers.insert(credential.header().clone(), value);
+    if let Some((name, value)) = credential {
+        headers.remove(name);
+        headers.insert(name.clone(), value);
     }
     if let Some(traceparent) = trace.traceparent() {
         headers.insert("traceparent", traceparent);

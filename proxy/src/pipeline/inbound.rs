@@ -52,6 +52,7 @@ impl Inbound {
         let user = a.user_claims.clone().map(|claims| User {
             sub: a.user.clone(),
             claims: Value::from(claims),
+            token: None,
         });
         let client_key = client_key(&headers, &effective)?;
         let view = request::view_body(&headers, &a.body, &route.config)?;
@@ -104,6 +105,13 @@ impl Inbound {
             body: &self.view,
             body_bytes: self.body.len(),
             user: self.user.as_ref(),
+            credential: route.credential.as_ref().map_or(Value::Null, |c| {
+                c.acting(
+                    self.user.as_ref().and_then(|u| u.sub.as_deref()),
+                    self.user.as_ref().map(|u| &u.claims),
+                )
+                .input()
+            }),
             now_ns: SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos()),
@@ -118,6 +126,7 @@ impl Inbound {
         self,
         route: &Route,
         identity: Option<&Verifier>,
+        credential: Option<HeaderValue>,
         decision: Option<&Decision>,
         trace: &TraceContext,
     ) -> Result<Request<Full<Bytes>>, Refusal> {
@@ -137,7 +146,11 @@ impl Inbound {
             &route.config.upstream,
             outbound,
             identity.map(Verifier::header),
-            route.credential.as_ref(),
+            route
+                .credential
+                .as_ref()
+                .map(|c| c.header())
+                .zip(credential),
             decision,
             trace,
         )

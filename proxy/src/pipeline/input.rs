@@ -24,6 +24,8 @@ pub struct InputParts<'a> {
     pub body: &'a BodyView,
     pub body_bytes: usize,
     pub user: Option<&'a User>,
+    /// `{"mode", "subject"}` of the route's credential (never the credential), or null.
+    pub credential: Value,
     pub now_ns: u128,
 }
 
@@ -81,6 +83,7 @@ pub fn build_with_approval(parts: InputParts<'_>, approval: Value) -> Value {
         ("mode", Value::from(parts.mode)),
         ("request", request),
         ("user", parts.user.map_or(Value::Null, |u| u.claims.clone())),
+        ("credential", parts.credential),
         ("approval", approval),
         ("now_ns", Value::from(parts.now_ns)),
     ])
@@ -155,6 +158,7 @@ mod tests {
             body: &BodyView::Json(Value::from(7u64)),
             body_bytes: 1,
             user: None,
+            credential: Value::Null,
             now_ns: 5,
         });
         assert_eq!(input["version"], Value::from(INPUT_VERSION));

@@ -144,6 +144,9 @@ impl Proxy {
             time: humantime::format_rfc3339_micros(arrived).to_string(),
             route: route.map(|r| r.config.name.clone()),
             mode: route.map(|r| r.config.mode.as_str()),
+            credential: route
+                .and_then(|r| r.credential.as_ref())
+                .map(|c| c.acting(journal.user.as_deref(), journal.claims.as_ref())),
             user: journal.user,
             user_claims: journal.claims.as_ref().map(|c| self.named_claims(c)),
             user_input: journal.user_input,

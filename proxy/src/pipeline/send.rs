@@ -57,9 +57,18 @@ impl Proxy {
     ) -> (Result<Forwarded, Refusal>, Sending) {
         let mut sending = Sending::default();
         let attempt = self.attempt(route, &inbound, decision.as_ref());
+        // Resolved before the dedup window opens: a call that cannot get its credential
+        // is refused with nothing sent and nothing held in the window.
+        let credential = match &route.credential {
+            None => None,
+            Some(c) => match c.value(inbound.user.as_ref()).await {
+                Ok(value) => Some(value),
+                Err(e) => return (Err(e.into()), sending),
+            },
+        };
+        let identity = self.identity.as_ref();
         let request =
-            match inbound.upstream_request(route, self.identity.as_ref(), decision.as_ref(), trace)
-            {
+            match inbound.upstream_request(route, identity, credential, decision.as_ref(), trace) {
                 Ok(request) => request,
                 Err(refusal) => return (Err(refusal), sending),
             };

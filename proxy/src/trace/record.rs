@@ -32,6 +32,9 @@ pub struct TraceRecord {
     pub mode: Option<&'static str>,
     /// The acting user's `sub`, when a verified token named one.
     pub user: Option<String>,
+    /// The route's credential mode and whom it acted for (never the credential).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<crate::upstream::credential::Acting>,
     /// The acting user's claims named by `trace.user_claims`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_claims: Option<serde_json::Value>,
@@ -85,6 +88,7 @@ impl TraceRecord {
             route: None,
             mode: None,
             user: None,
+            credential: None,
             user_claims: None,
             user_input: None,
             tool: None,

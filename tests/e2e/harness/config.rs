@@ -18,6 +18,9 @@ pub struct RouteSpec {
     pub dry_run: bool,
     pub require_user: bool,
     pub credential: bool,
+    /// The route's `credential:` block as YAML flow text, in place of the test's static
+    /// credential.
+    pub credential_yaml: Option<String>,
     pub timeout_ms: Option<u64>,
     pub max_body_bytes: Option<usize>,
     /// The route's `dedup:` block, as YAML flow text.
@@ -40,6 +43,7 @@ impl RouteSpec {
             dry_run: false,
             require_user: false,
             credential: true,
+            credential_yaml: None,
             timeout_ms: None,
             max_body_bytes: None,
             dedup: None,
@@ -52,6 +56,12 @@ impl RouteSpec {
     /// Lists content types whose bodies the route forwards without the policy reading them.
     pub fn opaque_content_types(mut self, types: &[&str]) -> Self {
         self.opaque_content_types = types.iter().map(|t| t.to_string()).collect();
+        self
+    }
+
+    /// Sets the route's `credential:` block (YAML flow text, e.g. `{mode: per_user, dir: d}`).
+    pub fn credential(mut self, yaml: &str) -> Self {
+        self.credential_yaml = Some(yaml.to_string());
         self
     }
 
@@ -116,7 +126,9 @@ impl RouteSpec {
             if self.dry_run { "dry-run" } else { "enforce" }
         )?;
         writeln!(out, "    require_user: {}", self.require_user)?;
-        if self.credential {
+        if let Some(credential) = &self.credential_yaml {
+            writeln!(out, "    credential: {credential}")?;
+        } else if self.credential {
             writeln!(
                 out,
                 "    credential: {{header: authorization, value_file: secrets/upstream-token, prefix: \"Bearer \"}}"

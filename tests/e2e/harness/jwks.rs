@@ -90,7 +90,7 @@ impl Drop for JwksServer {
 }
 
 /// A fresh CA (returned as PEM) and a server certificate it signed for 127.0.0.1.
-fn tls_config() -> Result<(String, Arc<rustls::ServerConfig>)> {
+pub fn tls_config() -> Result<(String, Arc<rustls::ServerConfig>)> {
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params

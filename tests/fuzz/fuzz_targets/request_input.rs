@@ -47,6 +47,7 @@ fuzz_target!(|data: &[u8]| {
         body: &view,
         body_bytes: body.len(),
         user: None,
+        credential: regorus::Value::Null,
         now_ns: 0,
     });
     assert!(matches!(input, regorus::Value::Object(_)));

@@ -16,7 +16,7 @@ pub use approvals::{RawApprovals, RawWebhook};
 pub use dedup::{RawDedup, RawRedis, RawStoreKind};
 pub use identity::RawIdentity;
 pub use policies::RawPolicies;
-pub use route::{RawCredential, RawMode, RawRoute, RawRouteDedup};
+pub use route::{RawCredential, RawCredentialMode, RawMode, RawRoute, RawRouteDedup};
 pub use server::RawServer;
 pub use trace::{RawTrace, RawTraceFormat};
 

@@ -77,16 +77,59 @@ pub enum RawMode {
     DryRun,
 }
 
+/// `credential:` as written. One struct for every mode, so an unknown field is still an
+/// error; validation checks that each field belongs to the chosen `mode`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCredential {
-    pub header: String,
+    #[serde(default)]
+    pub mode: RawCredentialMode,
+    /// Default `authorization` for the user modes; required for `static`.
+    #[serde(default)]
+    pub header: Option<String>,
     #[serde(default)]
     pub value_file: Option<PathBuf>,
     #[serde(default)]
     pub value_env: Option<String>,
+    /// Default `""` for `static`, `"Bearer "` for the user modes.
     #[serde(default)]
-    pub prefix: String,
+    pub prefix: Option<String>,
+    /// `per_user`: the directory holding one file per user.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// `per_user`: the claim naming the user's file (default `sub`).
+    #[serde(default)]
+    pub claim: Option<String>,
+    /// `token_exchange`: the identity provider's token endpoint.
+    #[serde(default)]
+    pub token_endpoint: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    pub audience: Option<String>,
+    #[serde(default)]
+    pub resource: Option<String>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// `token_exchange`: `access_token` (default) or `jwt`.
+    #[serde(default)]
+    pub subject_token_type: Option<String>,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// `token_exchange`: how long one exchange may take (default 5000).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawCredentialMode {
+    #[default]
+    Static,
+    PerUser,
+    TokenExchange,
 }
 
 fn default_timeout_ms() -> u64 {

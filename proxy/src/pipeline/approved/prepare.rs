@@ -29,8 +29,22 @@ impl Proxy {
         let (decision, judged) = self.reevaluate(route, a, &inbound)?;
         let attempt = self.attempt(route, &inbound, Some(&decision));
         let trace = TraceContext::within(&a.trace_id);
+        // The user's token is not stored with the request: per_user reads the user's
+        // file now, token_exchange uses only a cached token of that user (fail closed).
+        let credential = route
+            .credential
+            .as_ref()
+            .map(|c| c.stored_value(inbound.user.as_ref()))
+            .transpose()
+            .map_err(|e| Failure::from_refusal(&e.into()))?;
         let request = inbound
-            .upstream_request(route, self.identity.as_ref(), Some(&decision), &trace)
+            .upstream_request(
+                route,
+                self.identity.as_ref(),
+                credential,
+                Some(&decision),
+                &trace,
+            )
             .map_err(|r| Failure::from_refusal(&r))?;
         Ok(Ready {
             route: index,

@@ -1,10 +1,10 @@
-//! The upstream credential a route injects. The agent never holds it: it lives in a
+//! The `static` credential: one service credential for the whole route. The agent never holds it: it lives in a
 //! file (usually a mounted Secret) or an environment variable of the sidecar.
 //!
 //! A file credential is re-read when the file changes (checked at most once a second),
 //! so a rotated Secret takes effect without a restart. The value is never logged.
 
-use crate::config::{CredentialConfig, CredentialSource};
+use crate::config::{CredentialSource, StaticCredentialConfig};
 use arc_swap::ArcSwapOption;
 use http::{HeaderName, HeaderValue};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime};
 const RECHECK_EVERY_MS: u64 = 1_000;
 
 /// The current value of one route's credential.
-pub struct Credential {
+pub struct StaticCredential {
     header: HeaderName,
     source: CredentialSource,
     prefix: String,
@@ -35,9 +35,9 @@ struct Cached {
 #[error("the route's upstream credential is unavailable")]
 pub struct CredentialUnavailable;
 
-impl Credential {
-    pub fn new(config: &CredentialConfig) -> Credential {
-        let credential = Credential {
+impl StaticCredential {
+    pub fn new(config: &StaticCredentialConfig) -> StaticCredential {
+        let credential = StaticCredential {
             header: config.header.clone(),
             source: config.source.clone(),
             prefix: config.prefix.clone(),
@@ -119,7 +119,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("token");
         std::fs::write(&path, "one\n")?;
-        let cred = Credential::new(&CredentialConfig {
+        let cred = StaticCredential::new(&StaticCredentialConfig {
             header: http::header::AUTHORIZATION,
             source: CredentialSource::File(path.clone()),
             prefix: "Bearer ".into(),
