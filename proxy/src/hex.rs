@@ -15,12 +15,10 @@ pub fn encode_to(bytes: &[u8], out: &mut [u8]) {
 
 /// `bytes` as lower-case hex.
 pub fn encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    out
+    let mut out = vec![0u8; bytes.len() * 2];
+    encode_to(bytes, &mut out);
+    // Only ASCII digits were written: the check cannot fail.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]
