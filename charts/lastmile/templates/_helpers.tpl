@@ -99,6 +99,7 @@ volume, so every volume is mounted whole (no subPath) and updates in place. */}}
 {{- define "lastmile.configDir" -}}/etc/lastmile/config{{- end -}}
 {{- define "lastmile.configPath" -}}/etc/lastmile/config/lastmile.yaml{{- end -}}
 {{- define "lastmile.credentialsDir" -}}/etc/lastmile/credentials{{- end -}}
+{{- define "lastmile.credentialCaDir" -}}/etc/lastmile/credential-ca{{- end -}}
 {{- define "lastmile.identityKeysDir" -}}/etc/lastmile/identity/keys{{- end -}}
 {{- define "lastmile.identityHs256Dir" -}}/etc/lastmile/identity/hs256{{- end -}}
 {{- define "lastmile.identityJwksCaDir" -}}/etc/lastmile/identity/jwks-ca{{- end -}}
@@ -119,6 +120,15 @@ volume, so every volume is mounted whole (no subPath) and updates in place. */}}
 {{- $_ := set $names .name true -}}
 {{- if not (regexMatch "^https?://" .upstream) -}}
 {{- fail (printf "routes[%s].upstream: %q must start with http:// or https://" .name .upstream) -}}
+{{- end -}}
+{{- end -}}
+{{- range $v.routes -}}
+{{- $mode := dig "credential" "mode" "static" . -}}
+{{- if and (ne $mode "static") (not $v.identity.enabled) -}}
+{{- fail (printf "routes[%s].credential.mode %s acts for the verified user: it needs identity.enabled" .name $mode) -}}
+{{- end -}}
+{{- if and .credential .credential.ca .credential.ca.secretName .credential.ca.configMapName -}}
+{{- fail (printf "routes[%s].credential.ca: set secretName or configMapName, not both" .name) -}}
 {{- end -}}
 {{- end -}}
 {{- if $v.identity.enabled -}}
@@ -166,10 +176,35 @@ own defaults apply. */}}
 {{- if .hosts }}{{ $_ := set $route "hosts" .hosts }}{{ end -}}
 {{- if .caFile }}{{ $_ := set $route "ca_file" .caFile }}{{ end -}}
 {{- with .credential -}}
-{{- $credential := dict
+{{- $dir := printf "%s/%s" (include "lastmile.credentialsDir" $) $route.name -}}
+{{- $mode := .mode | default "static" -}}
+{{- $credential := dict -}}
+{{- if eq $mode "static" -}}
+{{- $credential = dict
   "header" (.header | default "authorization")
-  "value_file" (printf "%s/%s/%s" (include "lastmile.credentialsDir" $) $route.name (.secretKey | default "token")) -}}
+  "value_file" (printf "%s/%s" $dir (.secretKey | default "token")) -}}
 {{- if .prefix }}{{ $_ := set $credential "prefix" .prefix }}{{ end -}}
+{{- else -}}
+{{- $credential = dict "mode" $mode -}}
+{{- if .header }}{{ $_ := set $credential "header" .header }}{{ end -}}
+{{- if hasKey . "prefix" }}{{ $_ := set $credential "prefix" .prefix }}{{ end -}}
+{{- end -}}
+{{- if eq $mode "per_user" -}}
+{{- $_ := set $credential "dir" $dir -}}
+{{- if .claim }}{{ $_ := set $credential "claim" .claim }}{{ end -}}
+{{- else if eq $mode "token_exchange" -}}
+{{- $_ := set $credential "token_endpoint" .tokenEndpoint -}}
+{{- $_ := set $credential "client_id" .clientId -}}
+{{- $_ := set $credential "client_secret_file" (printf "%s/%s" $dir (.clientSecret.key | default "client-secret")) -}}
+{{- if .audience }}{{ $_ := set $credential "audience" .audience }}{{ end -}}
+{{- if .resource }}{{ $_ := set $credential "resource" .resource }}{{ end -}}
+{{- if .scope }}{{ $_ := set $credential "scope" .scope }}{{ end -}}
+{{- if .subjectTokenType }}{{ $_ := set $credential "subject_token_type" .subjectTokenType }}{{ end -}}
+{{- if .timeoutMs }}{{ $_ := set $credential "timeout_ms" (int64 .timeoutMs) }}{{ end -}}
+{{- with .ca -}}
+{{- $_ := set $credential "ca_file" (printf "%s/%s/%s" (include "lastmile.credentialCaDir" $) $route.name (.key | default "ca.crt")) -}}
+{{- end -}}
+{{- end -}}
 {{- $_ := set $route "credential" $credential -}}
 {{- end -}}
 {{- if .mode }}{{ $_ := set $route "mode" .mode }}{{ end -}}
@@ -234,4 +269,9 @@ own defaults apply. */}}
 {{/* A DNS-1123 volume name for a route's credential: route names may hold '_'. */}}
 {{- define "lastmile.credentialVolumeName" -}}
 {{- printf "lastmile-credential-%d" (int .) -}}
+{{- end -}}
+
+{{/* The volume of a token_exchange route's CA for its token endpoint. */}}
+{{- define "lastmile.credentialCaVolumeName" -}}
+{{- printf "lastmile-credential-ca-%d" (int .) -}}
 {{- end -}}

@@ -96,6 +96,11 @@ policy ConfigMaps the volumes name, so install it in the same namespace.
     - name: {{ include "lastmile.credentialVolumeName" $i }}
       mountPath: {{ printf "%s/%s" (include "lastmile.credentialsDir" $) $route.name }}
       readOnly: true
+    {{- if and (eq ($route.credential.mode | default "static") "token_exchange") $route.credential.ca }}
+    - name: {{ include "lastmile.credentialCaVolumeName" $i }}
+      mountPath: {{ printf "%s/%s" (include "lastmile.credentialCaDir" $) $route.name }}
+      readOnly: true
+    {{- end }}
     {{- end }}
     {{- end }}
     {{- if $v.identity.enabled }}
@@ -160,12 +165,44 @@ running sidecar (policies are hot-reloaded, credential files re-read). */}}
     name: {{ include "lastmile.policyConfigMapName" . }}
 {{- range $i, $route := $v.routes }}
 {{- with $route.credential }}
+{{- $mode := .mode | default "static" }}
+{{- if eq $mode "per_user" }}
+{{- /* Every key of the Secret is a user's file: the whole Secret, no items. */}}
+- name: {{ include "lastmile.credentialVolumeName" $i }}
+  secret:
+    secretName: {{ required (printf "routes[%s].credential.secretName is required" $route.name) .secretName }}
+{{- else if eq $mode "token_exchange" }}
+{{- $clientSecret := required (printf "routes[%s].credential.clientSecret is required" $route.name) .clientSecret }}
+- name: {{ include "lastmile.credentialVolumeName" $i }}
+  secret:
+    secretName: {{ required (printf "routes[%s].credential.clientSecret.secretName is required" $route.name) $clientSecret.secretName }}
+    items:
+      - key: {{ $clientSecret.key | default "client-secret" }}
+        path: {{ $clientSecret.key | default "client-secret" }}
+{{- with .ca }}
+- name: {{ include "lastmile.credentialCaVolumeName" $i }}
+{{- if .secretName }}
+  secret:
+    secretName: {{ .secretName }}
+    items:
+      - key: {{ .key | default "ca.crt" }}
+        path: {{ .key | default "ca.crt" }}
+{{- else }}
+  configMap:
+    name: {{ required (printf "routes[%s].credential.ca: set secretName or configMapName" $route.name) .configMapName }}
+    items:
+      - key: {{ .key | default "ca.crt" }}
+        path: {{ .key | default "ca.crt" }}
+{{- end }}
+{{- end }}
+{{- else }}
 - name: {{ include "lastmile.credentialVolumeName" $i }}
   secret:
     secretName: {{ required (printf "routes[%s].credential.secretName is required" $route.name) .secretName }}
     items:
       - key: {{ .secretKey | default "token" }}
         path: {{ .secretKey | default "token" }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- if $v.identity.enabled }}

@@ -3,7 +3,7 @@
 
 use super::helm::helm;
 use super::manifest::{at, list, sidecar, text};
-use super::{ALL_FEATURES, EXAMPLE};
+use super::{ALL_FEATURES, EXAMPLE, USER_CREDENTIALS};
 use anyhow::{anyhow, ensure, Context, Result};
 use serde_yaml_ng::Value;
 use std::path::Path;
@@ -25,7 +25,14 @@ fn check_paths_are_mounted(config: &Value, container: &Value, label: &str) -> Re
         paths.extend(text(config, key).map(String::from));
     }
     for route in list(config, "routes") {
-        paths.extend(text(route, "credential.value_file").map(String::from));
+        for key in [
+            "credential.value_file",
+            "credential.client_secret_file",
+            "credential.ca_file",
+        ] {
+            paths.extend(text(route, key).map(String::from));
+        }
+        paths.extend(text(route, "credential.dir").map(|d| format!("{d}/x")));
         paths.extend(text(route, "ca_file").map(String::from));
     }
     if let Some(output) = text(config, "trace.output").filter(|o| o.starts_with('/')) {
@@ -49,7 +56,7 @@ fn chart_config_is_accepted_by_the_lastmile_config_parser() -> Result<()> {
     // the sidecar gets from the Secret, and the parser reads it. (Each nextest test is a
     // process of its own, so setting it here affects no other test.)
     std::env::set_var("LASTMILE_DEDUP_REDIS_URL", "redis://redis.example:6379/0");
-    let cases: [(&str, &[&str], &[&str]); 3] = [
+    let cases: [(&str, &[&str], &[&str]); 4] = [
         (
             "default",
             &["--set", "exampleAgent.enabled=true"],
@@ -60,6 +67,11 @@ fn chart_config_is_accepted_by_the_lastmile_config_parser() -> Result<()> {
             "all-features",
             &["-f", ALL_FEATURES],
             &["crm", "erp_internal", "tickets"],
+        ),
+        (
+            "user-credentials",
+            &["-f", USER_CREDENTIALS],
+            &["crm", "tickets"],
         ),
     ];
     for (label, args, routes) in cases {

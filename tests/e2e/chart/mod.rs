@@ -20,6 +20,7 @@ mod sidecar;
 const CHART: &str = "charts/lastmile";
 const ALL_FEATURES: &str = "charts/lastmile/ci/all-features-values.yaml";
 const EXAMPLE: &str = "charts/lastmile/examples/agent-values.yaml";
+const USER_CREDENTIALS: &str = "charts/lastmile/examples/user-credentials-values.yaml";
 const KUBE_VERSIONS: [&str; 2] = ["1.29.0", "1.33.0"];
 const SERVICE_MONITOR_API: &str = "monitoring.coreos.com/v1/ServiceMonitor";
 const RELEASE: &str = "agent";

@@ -5,7 +5,7 @@ use super::helm::helm;
 use super::manifest::{
     agent, at, list, named, pod_annotations, pod_spec, sidecar, text, values_file,
 };
-use super::{ALL_FEATURES, EXAMPLE};
+use super::{ALL_FEATURES, EXAMPLE, USER_CREDENTIALS};
 use anyhow::{ensure, Context, Result};
 use serde_yaml_ng::Value;
 use std::collections::BTreeSet;
@@ -181,5 +181,177 @@ fn chart_mounts_credentials_into_the_sidecar_only() -> Result<()> {
             "{values}: LASTMILE_CRM_URL {crm_url:?}"
         );
     }
+    Ok(())
+}
+
+/// The Secret volumes of a pod, and the mount paths the sidecar gives each; the agent
+/// mounts none of them and reads no Secret.
+fn sidecar_only_secret_mounts<'a>(
+    deployment: &'a Value,
+    label: &str,
+) -> Result<Vec<(&'a Value, &'a str)>> {
+    let spec = pod_spec(deployment)?;
+    let (container, _) = sidecar(deployment)?;
+    let agent = agent(deployment)?;
+    let mut mounted = Vec::new();
+    for volume in list(spec, "volumes") {
+        let name = text(volume, "name").unwrap_or_default();
+        if at(volume, "secret").is_none() && !name.starts_with("lastmile-credential") {
+            continue;
+        }
+        let mount = named(&list(container, "volumeMounts"), name)
+            .with_context(|| format!("{label}: lastmile does not mount {name}"))?;
+        ensure!(
+            at(mount, "readOnly").and_then(Value::as_bool) == Some(true),
+            "{label}: {name} is mounted writable: {mount:?}"
+        );
+        ensure!(
+            named(&list(agent, "volumeMounts"), name).is_none(),
+            "{label}: the agent mounts {name}"
+        );
+        mounted.push((volume, text(mount, "mountPath").unwrap_or_default()));
+    }
+    ensure!(
+        at(agent, "envFrom").is_none()
+            && list(agent, "env")
+                .into_iter()
+                .all(|e| at(e, "valueFrom.secretKeyRef").is_none()),
+        "{label}: the agent reads a Secret: {agent:?}"
+    );
+    Ok(mounted)
+}
+
+#[test]
+fn chart_mounts_a_per_user_secret_as_the_route_credential_dir_in_the_sidecar_only() -> Result<()> {
+    let Some(helm) = helm()? else { return Ok(()) };
+    let rendered = helm.render(&["-f", USER_CREDENTIALS])?;
+    let mounted = sidecar_only_secret_mounts(rendered.deployment()?, "per_user")?;
+    let (volume, path) = mounted
+        .iter()
+        .find(|(v, _)| text(v, "secret.secretName") == Some("crm-users"))
+        .context("no volume of the crm-users Secret")?;
+    ensure!(
+        *path == "/etc/lastmile/credentials/crm",
+        "crm-users mounted at {path}"
+    );
+    // Every key is a user's file: the whole Secret, not chosen items.
+    ensure!(
+        at(volume, "secret.items").is_none(),
+        "the per_user Secret picks items: {volume:?}"
+    );
+    let config: Value = serde_yaml_ng::from_str(&rendered.config_text("agent-lastmile")?)?;
+    let crm = list(&config, "routes")
+        .into_iter()
+        .find(|r| text(r, "name") == Some("crm"))
+        .context("no crm route")?;
+    for (key, want) in [
+        ("credential.mode", "per_user"),
+        ("credential.dir", "/etc/lastmile/credentials/crm"),
+        ("credential.claim", "sub"),
+        ("credential.header", "authorization"),
+        ("credential.prefix", "Bearer "),
+    ] {
+        ensure!(
+            text(crm, key) == Some(want),
+            "{key}: {:?}, want {want:?}",
+            at(crm, key)
+        );
+    }
+    ensure!(
+        at(crm, "credential.value_file").is_none(),
+        "per_user route has a value_file: {crm:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn chart_mounts_the_token_exchange_client_secret_into_the_sidecar_only() -> Result<()> {
+    let Some(helm) = helm()? else { return Ok(()) };
+    let dir = tempfile::tempdir()?;
+    let ca_secret = values_file(
+        &dir,
+        "ca-secret.yaml",
+        "routes:\n  - name: tickets\n    upstream: https://tickets.example.com\n    credential:\n      mode: token_exchange\n      tokenEndpoint: https://idp.example.com/token\n      clientId: lastmile\n      clientSecret:\n        secretName: lastmile-idp\n      ca:\n        secretName: idp-ca-secret\n        key: bundle.pem\n",
+    )?;
+    for (label, args, client_secret_file, ca_file) in [
+        (
+            "example",
+            vec!["-f", USER_CREDENTIALS],
+            "/etc/lastmile/credentials/tickets/client-secret",
+            "/etc/lastmile/credential-ca/tickets/ca.crt",
+        ),
+        (
+            "ca from a Secret",
+            vec!["-f", USER_CREDENTIALS, "-f", ca_secret.as_str()],
+            "/etc/lastmile/credentials/tickets/client-secret",
+            "/etc/lastmile/credential-ca/tickets/bundle.pem",
+        ),
+    ] {
+        let rendered = helm.render(&args)?;
+        let mounted = sidecar_only_secret_mounts(rendered.deployment()?, label)?;
+        let (volume, path) = mounted
+            .iter()
+            .find(|(v, _)| text(v, "secret.secretName") == Some("lastmile-idp"))
+            .with_context(|| format!("{label}: no volume of the lastmile-idp Secret"))?;
+        ensure!(
+            *path == "/etc/lastmile/credentials/tickets"
+                && list(volume, "secret.items")
+                    .into_iter()
+                    .filter_map(|i| text(i, "key"))
+                    .eq(["client-secret"]),
+            "{label}: client secret volume {volume:?} at {path}"
+        );
+        let ca = mounted
+            .iter()
+            .find(|(v, _)| {
+                text(v, "name").is_some_and(|n| n.starts_with("lastmile-credential-ca-"))
+            })
+            .with_context(|| format!("{label}: no CA volume mounted"))?;
+        ensure!(
+            ca.1 == "/etc/lastmile/credential-ca/tickets",
+            "{label}: CA mounted at {}",
+            ca.1
+        );
+
+        let config: Value = serde_yaml_ng::from_str(&rendered.config_text("agent-lastmile")?)?;
+        let tickets = list(&config, "routes")
+            .into_iter()
+            .find(|r| text(r, "name") == Some("tickets"))
+            .context("no tickets route")?;
+        for (key, want) in [
+            ("credential.mode", "token_exchange"),
+            (
+                "credential.token_endpoint",
+                if label == "example" {
+                    "https://idp.example.com/realms/acme/protocol/openid-connect/token"
+                } else {
+                    "https://idp.example.com/token"
+                },
+            ),
+            ("credential.client_secret_file", client_secret_file),
+            ("credential.ca_file", ca_file),
+        ] {
+            ensure!(
+                text(tickets, key) == Some(want),
+                "{label}: {key}: {:?}, want {want:?}",
+                at(tickets, key)
+            );
+        }
+        let rendered_config = rendered.config_text("agent-lastmile")?;
+        ensure!(
+            !rendered_config.contains("lastmile-idp") && !rendered_config.contains("secretName"),
+            "{label}: a Secret's name reached the config:\n{rendered_config}"
+        );
+    }
+    let example = helm.render(&["-f", USER_CREDENTIALS])?;
+    let config: Value = serde_yaml_ng::from_str(&example.config_text("agent-lastmile")?)?;
+    let tickets = &list(&config, "routes")[1];
+    ensure!(
+        text(tickets, "credential.client_id") == Some("lastmile-tickets")
+            && text(tickets, "credential.audience") == Some("tickets-api")
+            && text(tickets, "credential.scope") == Some("tickets.write")
+            && at(tickets, "credential.timeout_ms").and_then(Value::as_u64) == Some(5000),
+        "token_exchange parameters {tickets:?}"
+    );
     Ok(())
 }

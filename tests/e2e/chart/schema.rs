@@ -3,7 +3,7 @@
 
 use super::helm::{describe, helm, kubernetes_validate};
 use super::manifest::{at, text, values_file, Rendered};
-use super::{ALL_FEATURES, CHART, EXAMPLE, KUBE_VERSIONS, SERVICE_MONITOR_API};
+use super::{ALL_FEATURES, CHART, EXAMPLE, KUBE_VERSIONS, SERVICE_MONITOR_API, USER_CREDENTIALS};
 use crate::harness::repo_root;
 use anyhow::{ensure, Context, Result};
 use serde_yaml_ng::Value;
@@ -12,7 +12,12 @@ use std::process::{Command, Stdio};
 #[test]
 fn chart_lints_strict_with_default_all_features_and_example_values() -> Result<()> {
     let Some(helm) = helm()? else { return Ok(()) };
-    for values in [None, Some(ALL_FEATURES), Some(EXAMPLE)] {
+    for values in [
+        None,
+        Some(ALL_FEATURES),
+        Some(EXAMPLE),
+        Some(USER_CREDENTIALS),
+    ] {
         let mut args = vec!["lint", "--strict", CHART];
         if let Some(file) = values {
             args.extend(["-f", file]);
@@ -39,7 +44,7 @@ fn chart_renders_manifests_that_validate_against_kubernetes_1_29_and_1_33() -> R
         return Ok(());
     };
     let dir = tempfile::tempdir()?;
-    let cases: [(&str, &[&str]); 3] = [
+    let cases: [(&str, &[&str]); 4] = [
         ("default", &[]),
         (
             "all-features",
@@ -49,6 +54,7 @@ fn chart_renders_manifests_that_validate_against_kubernetes_1_29_and_1_33() -> R
             "example",
             &["-f", EXAMPLE, "--api-versions", SERVICE_MONITOR_API],
         ),
+        ("user-credentials", &["-f", USER_CREDENTIALS]),
     ];
     for kube in KUBE_VERSIONS {
         for (label, extra) in cases {
@@ -147,6 +153,56 @@ fn chart_schema_rejects_unknown_keys_and_bad_values() -> Result<()> {
             "approver-jwts-without-audience.yaml",
             "identity:\n  enabled: true\n  hs256:\n    secretName: s\napprovals:\n  enabled: true\n",
             "approvals.jwtAudience",
+        ),
+        (
+            "credential-mode.yaml",
+            "routes:\n  - name: crm\n    upstream: https://crm.example.com\n    credential:\n      mode: per-user\n      secretName: crm-users\n",
+            "credential/mode",
+        ),
+        (
+            "per-user-with-static-key.yaml",
+            "routes:\n  - name: crm\n    upstream: https://crm.example.com\n    credential:\n      mode: per_user\n      secretName: crm-users\n      secretKey: token\n",
+            "secretKey",
+        ),
+        (
+            "per-user-without-secret.yaml",
+            "routes:\n  - name: crm\n    upstream: https://crm.example.com\n    credential:\n      mode: per_user\n",
+            "secretName",
+        ),
+        (
+            "static-with-claim.yaml",
+            "routes:\n  - name: crm\n    upstream: https://crm.example.com\n    credential:\n      secretName: crm-token\n      claim: sub\n",
+            "claim",
+        ),
+        (
+            "token-exchange-without-client-secret.yaml",
+            "routes:\n  - name: tickets\n    upstream: https://tickets.example.com\n    credential:\n      mode: token_exchange\n      tokenEndpoint: https://idp.example.com/token\n      clientId: lastmile\n",
+            "clientSecret",
+        ),
+        (
+            "token-exchange-client-secret-key-only.yaml",
+            "routes:\n  - name: tickets\n    upstream: https://tickets.example.com\n    credential:\n      mode: token_exchange\n      tokenEndpoint: https://idp.example.com/token\n      clientId: lastmile\n      clientSecret:\n        key: client-secret\n",
+            "secretName",
+        ),
+        (
+            "token-exchange-endpoint.yaml",
+            "routes:\n  - name: tickets\n    upstream: https://tickets.example.com\n    credential:\n      mode: token_exchange\n      tokenEndpoint: idp.example.com/token\n      clientId: lastmile\n      clientSecret:\n        secretName: lastmile-idp\n",
+            "tokenEndpoint",
+        ),
+        (
+            "token-exchange-subject-token-type.yaml",
+            "routes:\n  - name: tickets\n    upstream: https://tickets.example.com\n    credential:\n      mode: token_exchange\n      tokenEndpoint: https://idp.example.com/token\n      clientId: lastmile\n      clientSecret:\n        secretName: lastmile-idp\n      subjectTokenType: id_token\n",
+            "subjectTokenType",
+        ),
+        (
+            "user-mode-without-identity.yaml",
+            "routes:\n  - name: crm\n    upstream: https://crm.example.com\n    credential:\n      mode: per_user\n      secretName: crm-users\n",
+            "needs identity.enabled",
+        ),
+        (
+            "token-exchange-two-cas.yaml",
+            "identity:\n  enabled: true\n  jwksUrl: https://idp.example.com/certs\nroutes:\n  - name: tickets\n    upstream: https://tickets.example.com\n    credential:\n      mode: token_exchange\n      tokenEndpoint: https://idp.example.com/token\n      clientId: lastmile\n      clientSecret:\n        secretName: lastmile-idp\n      ca:\n        secretName: idp-ca\n        configMapName: idp-ca\n",
+            "not both",
         ),
         (
             "approver-audience-is-the-users.yaml",
