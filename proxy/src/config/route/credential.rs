@@ -82,10 +82,41 @@ pub(in crate::config) fn validate_credential(
     }
 }
 
-fn refuse_fields(mode: &str, fields: &[(&str, bool)]) -> Result<()> {
-    let set: Vec<&str> = fields.iter().filter(|(_, s)| *s).map(|(n, _)| *n).collect();
-    if !set.is_empty() {
-        bail!("credential: {} not used with mode {mode}", set.join(", "));
+/// Refuses the fields that belong to another mode. One table says which mode uses each
+/// mode-specific field (`header` and `prefix` serve them all).
+fn refuse_foreign_fields(raw: &RawCredential, mode: &str) -> Result<()> {
+    const EXCHANGE: &str = "token_exchange";
+    let fields: [(&str, bool, &str); 13] = [
+        ("value_file", raw.value_file.is_some(), "static"),
+        ("value_env", raw.value_env.is_some(), "static"),
+        ("dir", raw.dir.is_some(), "per_user"),
+        ("claim", raw.claim.is_some(), "per_user"),
+        ("token_endpoint", raw.token_endpoint.is_some(), EXCHANGE),
+        ("client_id", raw.client_id.is_some(), EXCHANGE),
+        (
+            "client_secret_file",
+            raw.client_secret_file.is_some(),
+            EXCHANGE,
+        ),
+        ("audience", raw.audience.is_some(), EXCHANGE),
+        ("resource", raw.resource.is_some(), EXCHANGE),
+        ("scope", raw.scope.is_some(), EXCHANGE),
+        (
+            "subject_token_type",
+            raw.subject_token_type.is_some(),
+            EXCHANGE,
+        ),
+        ("ca_file", raw.ca_file.is_some(), EXCHANGE),
+        ("timeout_ms", raw.timeout_ms.is_some(), EXCHANGE),
+    ];
+    let foreign: Vec<&str> = fields
+        .iter()
+        .filter(|(_, set, owner)| *set && *owner != mode)
+        .map(|(name, _, _)| *name)
+        .collect();
+    if !foreign.is_empty() {
+        let foreign = foreign.join(", ");
+        bail!("credential: {foreign} not used with mode {mode}");
     }
     Ok(())
 }
@@ -102,22 +133,7 @@ fn user_header(raw: &RawCredential) -> Result<(HeaderName, String)> {
 }
 
 fn validate_static(raw: RawCredential, base: &Path) -> Result<StaticCredentialConfig> {
-    refuse_fields(
-        "static",
-        &[
-            ("dir", raw.dir.is_some()),
-            ("claim", raw.claim.is_some()),
-            ("token_endpoint", raw.token_endpoint.is_some()),
-            ("client_id", raw.client_id.is_some()),
-            ("client_secret_file", raw.client_secret_file.is_some()),
-            ("audience", raw.audience.is_some()),
-            ("resource", raw.resource.is_some()),
-            ("scope", raw.scope.is_some()),
-            ("subject_token_type", raw.subject_token_type.is_some()),
-            ("ca_file", raw.ca_file.is_some()),
-            ("timeout_ms", raw.timeout_ms.is_some()),
-        ],
-    )?;
+    refuse_foreign_fields(&raw, "static")?;
     let source = match (raw.value_file, raw.value_env) {
         (Some(file), None) => CredentialSource::File(resolve(base, &file)),
         (None, Some(env)) => CredentialSource::Env(env),
@@ -134,22 +150,7 @@ fn validate_static(raw: RawCredential, base: &Path) -> Result<StaticCredentialCo
 }
 
 fn validate_per_user(raw: RawCredential, base: &Path) -> Result<PerUserConfig> {
-    refuse_fields(
-        "per_user",
-        &[
-            ("value_file", raw.value_file.is_some()),
-            ("value_env", raw.value_env.is_some()),
-            ("token_endpoint", raw.token_endpoint.is_some()),
-            ("client_id", raw.client_id.is_some()),
-            ("client_secret_file", raw.client_secret_file.is_some()),
-            ("audience", raw.audience.is_some()),
-            ("resource", raw.resource.is_some()),
-            ("scope", raw.scope.is_some()),
-            ("subject_token_type", raw.subject_token_type.is_some()),
-            ("ca_file", raw.ca_file.is_some()),
-            ("timeout_ms", raw.timeout_ms.is_some()),
-        ],
-    )?;
+    refuse_foreign_fields(&raw, "per_user")?;
     let (header, prefix) = user_header(&raw)?;
     let Some(dir) = raw.dir else {
         bail!("credential.dir is required with mode per_user");
@@ -167,15 +168,7 @@ fn validate_per_user(raw: RawCredential, base: &Path) -> Result<PerUserConfig> {
 }
 
 fn validate_exchange(raw: RawCredential, base: &Path) -> Result<TokenExchangeConfig> {
-    refuse_fields(
-        "token_exchange",
-        &[
-            ("value_file", raw.value_file.is_some()),
-            ("value_env", raw.value_env.is_some()),
-            ("dir", raw.dir.is_some()),
-            ("claim", raw.claim.is_some()),
-        ],
-    )?;
+    refuse_foreign_fields(&raw, "token_exchange")?;
     let (header, prefix) = user_header(&raw)?;
     let Some(endpoint) = raw.token_endpoint else {
         bail!("credential.token_endpoint is required with mode token_exchange");
