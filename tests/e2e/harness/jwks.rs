@@ -6,9 +6,6 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::convert::Infallible;
@@ -49,7 +46,14 @@ impl JwksServer {
             .document
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = document;
-        let task = tokio::spawn(accept(listener, TlsAcceptor::from(tls), state.clone()));
+        let task = tokio::spawn(super::serve::accept(
+            listener,
+            Some(TlsAcceptor::from(tls)),
+            {
+                let state = state.clone();
+                move |request| serve(request, state.clone())
+            },
+        ));
         Ok(JwksServer {
             addr,
             ca_pem,
@@ -111,25 +115,6 @@ pub fn tls_config() -> Result<(String, Arc<rustls::ServerConfig>)> {
     .with_single_cert(vec![leaf.der().clone()], key)
     .context("the test server certificate")?;
     Ok((ca_cert.pem(), Arc::new(config)))
-}
-
-/// Serves until aborted; the connections live in a set owned by this task, so aborting
-/// it closes them too (a pooled keep-alive connection must not outlive "down").
-async fn accept(listener: TcpListener, tls: TlsAcceptor, state: Arc<State>) {
-    let mut connections = tokio::task::JoinSet::new();
-    while let Ok((stream, _)) = listener.accept().await {
-        let (tls, state) = (tls.clone(), state.clone());
-        connections.spawn(async move {
-            let Ok(stream) = tls.accept(stream).await else {
-                return;
-            };
-            let service = service_fn(move |request| serve(request, state.clone()));
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-        while connections.try_join_next().is_some() {}
-    }
 }
 
 async fn serve(

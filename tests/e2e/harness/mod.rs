@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod policies;
 pub mod proxy;
 pub mod redis;
+pub mod serve;
 pub mod token_endpoint;
 pub mod upstream;
 pub mod webdriver;

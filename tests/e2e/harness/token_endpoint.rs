@@ -12,9 +12,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use sha2::Digest;
 use std::collections::HashMap;
@@ -83,7 +80,10 @@ impl TokenEndpoint {
         let state = Arc::new(State::default());
         state.expires_in.store(expires_in, Ordering::SeqCst);
         let is_tls = tls.is_some();
-        let task = tokio::spawn(accept(listener, tls, state.clone()));
+        let task = tokio::spawn(super::serve::accept(listener, tls, {
+            let state = state.clone();
+            move |request| serve(request, state.clone())
+        }));
         Ok(TokenEndpoint {
             addr,
             tls: is_tls,
@@ -136,32 +136,6 @@ impl TokenEndpoint {
 impl Drop for TokenEndpoint {
     fn drop(&mut self) {
         self.task.abort();
-    }
-}
-
-async fn accept(listener: TcpListener, tls: Option<TlsAcceptor>, state: Arc<State>) {
-    let mut connections = tokio::task::JoinSet::new();
-    while let Ok((stream, _)) = listener.accept().await {
-        let (tls, state) = (tls.clone(), state.clone());
-        connections.spawn(async move {
-            let service = service_fn(move |request| serve(request, state.clone()));
-            let builder = http1::Builder::new();
-            match tls {
-                Some(tls) => {
-                    if let Ok(stream) = tls.accept(stream).await {
-                        let _ = builder
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    }
-                }
-                None => {
-                    let _ = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                }
-            }
-        });
-        while connections.try_join_next().is_some() {}
     }
 }
 
