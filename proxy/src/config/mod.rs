@@ -20,8 +20,8 @@ pub use identity::IdentityConfig;
 pub use policies::PolicyConfig;
 pub use reserved::{DATA_PREFIX, POLL_PATH, TRACES_PATH};
 pub use route::{
-    CredentialConfig, CredentialSource, Mode, PerUserConfig, RouteConfig, RouteDedup,
-    StaticCredentialConfig, TokenExchangeConfig, UpstreamTarget,
+    AssertionAlg, ClientAuth, CredentialConfig, CredentialSource, Mode, PerUserConfig, RouteConfig,
+    RouteDedup, StaticCredentialConfig, TokenExchangeConfig, UpstreamTarget,
 };
 pub use server::ServerConfig;
 pub use trace::{TraceConfig, TraceFormat, TraceOutput};

@@ -9,7 +9,8 @@ use super::{parse_header_name, resolve};
 use anyhow::{bail, Context, Result};
 use credential::validate_credential;
 pub use credential::{
-    CredentialConfig, CredentialSource, PerUserConfig, StaticCredentialConfig, TokenExchangeConfig,
+    AssertionAlg, ClientAuth, CredentialConfig, CredentialSource, PerUserConfig,
+    StaticCredentialConfig, TokenExchangeConfig,
 };
 use http::uri::Scheme;
 use matching::{check_unique_routes, normalise_prefix, opaque_content_type, parse_upstream};

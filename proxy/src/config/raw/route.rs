@@ -107,6 +107,15 @@ pub struct RawCredential {
     pub client_id: Option<String>,
     #[serde(default)]
     pub client_secret_file: Option<PathBuf>,
+    /// `token_exchange`: a PEM private key for `private_key_jwt` client authentication.
+    #[serde(default)]
+    pub client_assertion_key_file: Option<PathBuf>,
+    /// `token_exchange`: `RS256` or `ES256`, the key's algorithm.
+    #[serde(default)]
+    pub client_assertion_alg: Option<String>,
+    /// `token_exchange`: the `kid` header of the client assertion.
+    #[serde(default)]
+    pub client_assertion_kid: Option<String>,
     #[serde(default)]
     pub audience: Option<String>,
     #[serde(default)]

@@ -50,6 +50,27 @@ pub struct PerUserConfig {
     pub claim: String,
 }
 
+/// How lastmile authenticates to the token endpoint as its client.
+#[derive(Debug, Clone)]
+pub enum ClientAuth {
+    /// `client_secret_basic`: the secret read from this file for each exchange.
+    SecretBasic(PathBuf),
+    /// `private_key_jwt` (RFC 7523 §2.2): an assertion signed with the PEM key read
+    /// from `key_file` for each exchange.
+    PrivateKeyJwt {
+        key_file: PathBuf,
+        alg: AssertionAlg,
+        kid: Option<String>,
+    },
+}
+
+/// The client assertion's signature algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssertionAlg {
+    Rs256,
+    Es256,
+}
+
 /// RFC 8693 token exchange at the identity provider.
 #[derive(Debug, Clone)]
 pub struct TokenExchangeConfig {
@@ -57,7 +78,7 @@ pub struct TokenExchangeConfig {
     pub prefix: String,
     pub token_endpoint: Uri,
     pub client_id: String,
-    pub client_secret_file: PathBuf,
+    pub client_auth: ClientAuth,
     pub audience: Option<String>,
     pub resource: Option<String>,
     pub scope: Option<String>,
@@ -86,7 +107,7 @@ pub(in crate::config) fn validate_credential(
 /// mode-specific field (`header` and `prefix` serve them all).
 fn refuse_foreign_fields(raw: &RawCredential, mode: &str) -> Result<()> {
     const EXCHANGE: &str = "token_exchange";
-    let fields: [(&str, bool, &str); 13] = [
+    let fields: [(&str, bool, &str); 16] = [
         ("value_file", raw.value_file.is_some(), "static"),
         ("value_env", raw.value_env.is_some(), "static"),
         ("dir", raw.dir.is_some(), "per_user"),
@@ -96,6 +117,21 @@ fn refuse_foreign_fields(raw: &RawCredential, mode: &str) -> Result<()> {
         (
             "client_secret_file",
             raw.client_secret_file.is_some(),
+            EXCHANGE,
+        ),
+        (
+            "client_assertion_key_file",
+            raw.client_assertion_key_file.is_some(),
+            EXCHANGE,
+        ),
+        (
+            "client_assertion_alg",
+            raw.client_assertion_alg.is_some(),
+            EXCHANGE,
+        ),
+        (
+            "client_assertion_kid",
+            raw.client_assertion_kid.is_some(),
             EXCHANGE,
         ),
         ("audience", raw.audience.is_some(), EXCHANGE),
@@ -170,15 +206,13 @@ fn validate_per_user(raw: RawCredential, base: &Path) -> Result<PerUserConfig> {
 fn validate_exchange(raw: RawCredential, base: &Path) -> Result<TokenExchangeConfig> {
     refuse_foreign_fields(&raw, "token_exchange")?;
     let (header, prefix) = user_header(&raw)?;
+    let client_auth = client_auth(&raw, base)?;
     let Some(endpoint) = raw.token_endpoint else {
         bail!("credential.token_endpoint is required with mode token_exchange");
     };
     let token_endpoint = token_endpoint(&endpoint).context("credential.token_endpoint")?;
     let Some(client_id) = raw.client_id.filter(|c| !c.is_empty()) else {
         bail!("credential.client_id is required with mode token_exchange");
-    };
-    let Some(secret) = raw.client_secret_file else {
-        bail!("credential.client_secret_file is required with mode token_exchange");
     };
     let subject_token_type = match raw.subject_token_type.as_deref() {
         None | Some("access_token") => "urn:ietf:params:oauth:token-type:access_token",
@@ -196,7 +230,7 @@ fn validate_exchange(raw: RawCredential, base: &Path) -> Result<TokenExchangeCon
         prefix,
         token_endpoint,
         client_id,
-        client_secret_file: resolve(base, &secret),
+        client_auth,
         audience: raw.audience,
         resource: raw.resource,
         scope: raw.scope,
@@ -204,6 +238,44 @@ fn validate_exchange(raw: RawCredential, base: &Path) -> Result<TokenExchangeCon
         ca_file: raw.ca_file.map(|p| resolve(base, &p)),
         timeout: Duration::from_millis(timeout_ms),
     })
+}
+
+/// Exactly one of `client_secret_file` or `client_assertion_key_file`; the assertion's
+/// `alg` is required with a key (a PKCS#8 PEM does not say which algorithm it is for).
+fn client_auth(raw: &RawCredential, base: &Path) -> Result<ClientAuth> {
+    match (&raw.client_secret_file, &raw.client_assertion_key_file) {
+        (Some(secret), None) => {
+            if raw.client_assertion_alg.is_some() || raw.client_assertion_kid.is_some() {
+                bail!(
+                    "credential: client_assertion_alg and client_assertion_kid are used only \
+                     with client_assertion_key_file"
+                );
+            }
+            Ok(ClientAuth::SecretBasic(resolve(base, secret)))
+        }
+        (None, Some(key)) => {
+            let alg = match raw.client_assertion_alg.as_deref() {
+                Some("RS256") => AssertionAlg::Rs256,
+                Some("ES256") => AssertionAlg::Es256,
+                Some(other) => {
+                    bail!("credential.client_assertion_alg must be RS256 or ES256, not {other:?}")
+                }
+                None => bail!(
+                    "credential.client_assertion_alg (RS256 or ES256) is required with \
+                     client_assertion_key_file"
+                ),
+            };
+            Ok(ClientAuth::PrivateKeyJwt {
+                key_file: resolve(base, key),
+                alg,
+                kid: raw.client_assertion_kid.clone(),
+            })
+        }
+        _ => bail!(
+            "credential: set exactly one of client_secret_file or client_assertion_key_file \
+             with mode token_exchange"
+        ),
+    }
 }
 
 /// The user's token travels to the endpoint, so it must be https; plain http is allowed

@@ -11,7 +11,7 @@
 
 use super::cache::{Cache, Slot};
 use super::CredentialError;
-use crate::config::TokenExchangeConfig;
+use crate::config::{AssertionAlg, ClientAuth, TokenExchangeConfig};
 use crate::identity::SubjectToken;
 use crate::upstream::{self, UpstreamClient};
 use anyhow::{Context, Result};
@@ -21,6 +21,7 @@ use http::{header, HeaderName, HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full, Limited};
 use prometheus::{IntCounterVec, IntGauge};
 use serde::Deserialize;
+use std::path::Path;
 use std::time::Duration;
 
 /// A token endpoint's answer larger than this is not a token response.
@@ -71,12 +72,21 @@ impl TokenExchange {
         route: &str,
         metrics: ExchangeMetrics,
     ) -> Result<TokenExchange> {
-        read_secret(config).with_context(|| {
-            format!(
-                "reading credential.client_secret_file {}",
-                config.client_secret_file.display()
-            )
-        })?;
+        match &config.client_auth {
+            ClientAuth::SecretBasic(file) => {
+                read_secret(file).with_context(|| {
+                    format!("reading credential.client_secret_file {}", file.display())
+                })?;
+            }
+            ClientAuth::PrivateKeyJwt { key_file, .. } => {
+                assertion(config).map_err(|reason| {
+                    anyhow::anyhow!(
+                        "credential.client_assertion_key_file {}: {reason}",
+                        key_file.display()
+                    )
+                })?;
+            }
+        }
         Ok(TokenExchange {
             client: upstream::client_with(config.ca_file.as_deref(), config.timeout)?,
             config: config.clone(),
@@ -194,31 +204,26 @@ impl TokenExchange {
     }
 
     /// The exchange request (RFC 8693 §2.1), the client authenticated with HTTP Basic
-    /// (RFC 6749 §2.3.1: id and secret form-encoded before base64).
+    /// (RFC 6749 §2.3.1) or a signed assertion (RFC 7523 §2.2).
     fn request(
         &self,
         token: &SubjectToken,
     ) -> Result<Request<Full<Bytes>>, (&'static str, String)> {
-        let secret = read_secret(&self.config).map_err(|_| {
-            (
-                "client_secret_unavailable",
-                "the client secret is unreadable".to_string(),
-            )
-        })?;
-        let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            encode(&self.config.client_id),
-            encode(&secret)
-        ));
-        let mut authorization = HeaderValue::from_str(&format!("Basic {basic}")).map_err(|_| {
-            (
-                "client_secret_unavailable",
-                "the client secret is not usable".to_string(),
-            )
-        })?;
-        authorization.set_sensitive(true);
         let mut form = form_urlencoded::Serializer::new(String::new());
+        let authorization = match &self.config.client_auth {
+            ClientAuth::SecretBasic(file) => Some(basic(&self.config.client_id, file)?),
+            ClientAuth::PrivateKeyJwt { .. } => {
+                let jwt = assertion(&self.config)
+                    .map_err(|reason| ("client_key_unavailable", reason.to_string()))?;
+                form.append_pair("client_id", &self.config.client_id)
+                    .append_pair(
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    )
+                    .append_pair("client_assertion", &jwt);
+                None
+            }
+        };
         form.append_pair(
             "grant_type",
             "urn:ietf:params:oauth:grant-type:token-exchange",
@@ -238,12 +243,15 @@ impl TokenExchange {
                 form.append_pair(name, value);
             }
         }
-        Request::builder()
+        let mut request = Request::builder()
             .method(Method::POST)
             .uri(self.config.token_endpoint.clone())
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::ACCEPT, "application/json")
-            .header(header::AUTHORIZATION, authorization)
+            .header(header::ACCEPT, "application/json");
+        if let Some(authorization) = authorization {
+            request = request.header(header::AUTHORIZATION, authorization);
+        }
+        request
             .body(Full::new(Bytes::from(form.finish())))
             .map_err(|_| {
                 (
@@ -299,8 +307,85 @@ fn refused_reason(status: http::StatusCode, body: &[u8]) -> String {
     }
 }
 
-fn read_secret(config: &TokenExchangeConfig) -> Result<String> {
-    let text = std::fs::read_to_string(&config.client_secret_file)?;
+/// `Authorization: Basic` with id and secret form-encoded before base64 (RFC 6749 §2.3.1).
+fn basic(client_id: &str, file: &Path) -> Result<HeaderValue, (&'static str, String)> {
+    let secret = read_secret(file).map_err(|_| {
+        (
+            "client_secret_unavailable",
+            "the client secret is unreadable".to_string(),
+        )
+    })?;
+    let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        encode(client_id),
+        encode(&secret)
+    ));
+    let mut authorization = HeaderValue::from_str(&format!("Basic {basic}")).map_err(|_| {
+        (
+            "client_secret_unavailable",
+            "the client secret is not usable".to_string(),
+        )
+    })?;
+    authorization.set_sensitive(true);
+    Ok(authorization)
+}
+
+/// Lifetime of a client assertion: it is used once, right away.
+const ASSERTION_LIFETIME_SECS: u64 = 60;
+
+#[derive(serde::Serialize)]
+struct AssertionClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: String,
+    jti: String,
+    iat: u64,
+    exp: u64,
+}
+
+/// A `private_key_jwt` assertion (RFC 7523 §3, OpenID Connect Core §9): issuer and
+/// subject the client id, audience the token endpoint, a fresh `jti`, valid 60 s. The
+/// key is read from its file each time so a rotated Secret is used without a restart.
+/// The error names what failed, never the key.
+fn assertion(config: &TokenExchangeConfig) -> Result<String, &'static str> {
+    let ClientAuth::PrivateKeyJwt { key_file, alg, kid } = &config.client_auth else {
+        return Err("no client assertion key is configured");
+    };
+    let pem = std::fs::read(key_file).map_err(|_| "the client assertion key is unreadable")?;
+    let (key, algorithm) = match alg {
+        AssertionAlg::Rs256 => (
+            jsonwebtoken::EncodingKey::from_rsa_pem(&pem),
+            jsonwebtoken::Algorithm::RS256,
+        ),
+        AssertionAlg::Es256 => (
+            jsonwebtoken::EncodingKey::from_ec_pem(&pem),
+            jsonwebtoken::Algorithm::ES256,
+        ),
+    };
+    let key = key.map_err(|_| "the client assertion key is not a PEM key for its alg")?;
+    let mut jti = [0u8; 16];
+    getrandom::fill(&mut jti).map_err(|_| "no randomness for the assertion's jti")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| "the clock is before 1970")?
+        .as_secs();
+    let claims = AssertionClaims {
+        iss: &config.client_id,
+        sub: &config.client_id,
+        aud: config.token_endpoint.to_string(),
+        jti: crate::hex::encode(&jti),
+        iat: now,
+        exp: now + ASSERTION_LIFETIME_SECS,
+    };
+    let mut header = jsonwebtoken::Header::new(algorithm);
+    header.kid = kid.clone();
+    jsonwebtoken::encode(&header, &claims, &key)
+        .map_err(|_| "the client assertion key could not sign (not a key for its alg)")
+}
+
+fn read_secret(file: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(file)?;
     let secret = text.trim_end_matches(['\n', '\r']).to_string();
     if secret.is_empty() {
         anyhow::bail!("the client secret file is empty");
