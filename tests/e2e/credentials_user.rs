@@ -535,3 +535,168 @@ async fn an_approved_token_exchange_request_runs_only_with_a_cached_token_of_the
     );
     Ok(())
 }
+
+const ASSERTION_KEY_FILE: &str = "secrets/exchange-client-key.pem";
+const RSA_KEY: &str = include_str!("../fixtures/client-assertion/rsa-test-only.key");
+const RSA_PUBLIC: &str = include_str!("../fixtures/client-assertion/rsa-test-only.pub");
+const RSA_WRONG_KEY: &str = include_str!("../fixtures/client-assertion/rsa-wrong-test-only.key");
+
+/// The route's credential block authenticating the client with `private_key_jwt`.
+fn assertion_credential(url: &str, alg: &str) -> String {
+    format!(
+        "{{mode: token_exchange, token_endpoint: \"{url}\", client_id: {}, \
+         client_assertion_key_file: {ASSERTION_KEY_FILE}, client_assertion_alg: {alg}, \
+         client_assertion_kid: k1, audience: {}, scope: \"crm.read\"}}",
+        token_endpoint::CLIENT_ID,
+        token_endpoint::UPSTREAM_AUDIENCE
+    )
+}
+
+/// A proxy signing its client assertions with `private_pem`, against an endpoint that
+/// accepts only assertions verifying with `public_pem`.
+async fn assertion_proxy(
+    endpoint: &TokenEndpoint,
+    alg: jsonwebtoken::Algorithm,
+    private_pem: &str,
+    public_pem: &str,
+) -> Result<(Upstream, Proxy)> {
+    endpoint.accept_assertions(public_pem, alg)?;
+    let workspace = Workspace::with_policy(POLICY)?;
+    workspace.write(ASSERTION_KEY_FILE, private_pem)?;
+    let name = if alg == jsonwebtoken::Algorithm::ES256 {
+        "ES256"
+    } else {
+        "RS256"
+    };
+    start(workspace, &assertion_credential(&endpoint.url(), name)).await
+}
+
+fn p256_key() -> Result<(String, String)> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    Ok((key.serialize_pem(), key.public_key_pem()))
+}
+
+#[tokio::test]
+async fn private_key_jwt_with_rs256_exchanges_the_users_token() -> Result<()> {
+    let endpoint = TokenEndpoint::start(300).await?;
+    let alg = jsonwebtoken::Algorithm::RS256;
+    let (upstream, proxy) = assertion_proxy(&endpoint, alg, RSA_KEY, RSA_PUBLIC).await?;
+    for user in ["alice", "bob"] {
+        expect_status(&call(&proxy, user).await?, 201)?;
+    }
+    upstream.expect_requests(2)?;
+    each_carried_its_users_token(&upstream, &endpoint)?;
+    ensure!(
+        endpoint.assertion_ids().len() == 2,
+        "one assertion per exchange"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn private_key_jwt_with_es256_exchanges_the_users_token() -> Result<()> {
+    let endpoint = TokenEndpoint::start(300).await?;
+    let (private, public) = p256_key()?;
+    let alg = jsonwebtoken::Algorithm::ES256;
+    let (upstream, proxy) = assertion_proxy(&endpoint, alg, &private, &public).await?;
+    for user in ["alice", "bob", "alice"] {
+        expect_status(&call(&proxy, user).await?, 201)?;
+    }
+    upstream.expect_requests(3)?;
+    each_carried_its_users_token(&upstream, &endpoint)?;
+    ensure!(
+        endpoint.exchanges() == 2,
+        "exchanges: {}",
+        endpoint.exchanges()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_assertion_signed_with_the_wrong_key_is_502_and_nothing_is_forwarded() -> Result<()> {
+    let endpoint = TokenEndpoint::start(300).await?;
+    let alg = jsonwebtoken::Algorithm::RS256;
+    let (upstream, proxy) = assertion_proxy(&endpoint, alg, RSA_WRONG_KEY, RSA_PUBLIC).await?;
+    let body = assert_refusal(&call(&proxy, "alice").await?, 502, "credential_unavailable")?;
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    ensure!(message.contains("invalid_client"), "reason: {message}");
+    ensure!(endpoint.exchanges() == 0, "the endpoint issued a token");
+    upstream.nothing_received()?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn no_assertion_or_private_key_appears_in_traces_logs_or_metrics() -> Result<()> {
+    let endpoint = TokenEndpoint::start(300).await?;
+    let (private, public) = p256_key()?;
+    let alg = jsonwebtoken::Algorithm::ES256;
+    let (upstream, proxy) = assertion_proxy(&endpoint, alg, &private, &public).await?;
+    for user in ["alice", "bob"] {
+        expect_status(&call(&proxy, user).await?, 201)?;
+    }
+    let reply = call(&proxy, "alice").await?;
+    let trace_id = reply.header("lastmile-trace-id").context("no trace id")?;
+    proxy.trace_record(&trace_id).await?;
+    let metrics = proxy.admin_get("/metrics").await?.text();
+    let jtis = endpoint.assertion_ids();
+    ensure!(jtis.len() == 2, "assertions: {}", jtis.len());
+    // A line of each key's base64 body stands for the key.
+    let key_lines: Vec<&str> = [private.as_str(), RSA_KEY]
+        .iter()
+        .filter_map(|pem| pem.lines().nth(1))
+        .collect();
+    let places = [
+        ("trace", proxy.trace_text()?),
+        ("logs", proxy.stderr()),
+        ("stdout", proxy.stdout()),
+        ("metrics", metrics),
+    ];
+    for (place, text) in &places {
+        ensure!(
+            !text.contains("client_assertion=") && !text.contains("eyJ0eXAiOiJKV1Qi"),
+            "an assertion appears in the {place}"
+        );
+        for jti in &jtis {
+            ensure!(
+                !text.contains(jti.as_str()),
+                "an assertion id appears in the {place}"
+            );
+        }
+        for line in &key_lines {
+            ensure!(
+                !text.contains(line),
+                "private key material appears in the {place}"
+            );
+        }
+        for token in endpoint.tokens() {
+            ensure!(
+                !text.contains(&token),
+                "a minted token appears in the {place}"
+            );
+        }
+    }
+    upstream.expect_requests(3)?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unusable_assertion_key_is_a_startup_error() -> Result<()> {
+    let workspace = Workspace::with_policy(POLICY)?;
+    workspace.write(
+        ASSERTION_KEY_FILE,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )?;
+    let route = RouteSpec::new("crm", "/crm", dead_url()?)
+        .require_user()
+        .credential(&assertion_credential(
+            "http://127.0.0.1:9/oauth2/token",
+            "ES256",
+        ));
+    let (status, failure) = workspace.run_to_exit(&Setup::new(vec![route])).await?;
+    ensure!(!status.success(), "lastmile started with an unusable key");
+    ensure!(
+        failure.contains("client_assertion_key_file") && !failure.contains("AAAA"),
+        "startup error: {failure}"
+    );
+    Ok(())
+}

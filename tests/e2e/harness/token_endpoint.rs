@@ -1,5 +1,7 @@
 //! An OAuth 2.0 token endpoint implementing RFC 8693 token exchange, as an identity
-//! provider would: it authenticates the client (HTTP Basic, RFC 6749 §2.3.1), checks the
+//! provider would: it authenticates the client (HTTP Basic, RFC 6749 §2.3.1, or a
+//! `private_key_jwt` assertion, RFC 7523 §2.2, once `accept_assertions` names its key:
+//! signature, iss = sub = client id, aud = this endpoint, exp, a jti used once), checks the
 //! grant type, verifies the subject token's signature, issuer and audience with the keys
 //! the tests sign user tokens with, checks the requested audience, and issues short-lived
 //! opaque tokens per user and audience. It remembers whom each token was issued to, so a
@@ -48,7 +50,13 @@ struct State {
     exchanges: AtomicUsize,
     requests: AtomicUsize,
     issued: Mutex<HashMap<String, Issued>>,
+    /// The public key client assertions must verify with, and the endpoint's URL.
+    assertion_key: Mutex<Option<(jsonwebtoken::DecodingKey, jsonwebtoken::Algorithm, String)>>,
+    /// Every assertion `jti` seen: a replayed one is refused.
+    jtis: Mutex<std::collections::HashSet<String>>,
 }
+
+pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// A running token endpoint on 127.0.0.1 (plain http, or https with a test CA).
 pub struct TokenEndpoint {
@@ -103,6 +111,34 @@ impl TokenEndpoint {
         self.state
             .delay_ms
             .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Authenticates the client by `private_key_jwt` signed with the key whose public
+    /// PEM (SPKI) is `public_pem`, instead of by its secret.
+    pub fn accept_assertions(&self, public_pem: &str, alg: jsonwebtoken::Algorithm) -> Result<()> {
+        let key = match alg {
+            jsonwebtoken::Algorithm::ES256 => {
+                jsonwebtoken::DecodingKey::from_ec_pem(public_pem.as_bytes())?
+            }
+            _ => jsonwebtoken::DecodingKey::from_rsa_pem(public_pem.as_bytes())?,
+        };
+        *self
+            .state
+            .assertion_key
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((key, alg, self.url()));
+        Ok(())
+    }
+
+    /// The `jti` of every client assertion received.
+    pub fn assertion_ids(&self) -> Vec<String> {
+        self.state
+            .jtis
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Successful exchanges so far.
@@ -184,7 +220,23 @@ fn exchange(
     if parts.method != http::Method::POST || parts.uri.path() != PATH {
         return Err((StatusCode::NOT_FOUND, "not_found"));
     }
-    if !client_authenticated(&parts.headers) {
+    let form: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
+    let field = |name: &str| form.get(name).map(String::as_str);
+    let assertion_key = state
+        .assertion_key
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let authenticated = match assertion_key {
+        None => client_authenticated(&parts.headers),
+        Some(key) => {
+            parts.headers.get(http::header::AUTHORIZATION).is_none()
+                && field("client_id") == Some(CLIENT_ID)
+                && field("client_assertion_type") == Some(ASSERTION_TYPE)
+                && field("client_assertion").is_some_and(|jwt| assertion_verified(jwt, &key, state))
+        }
+    };
+    if !authenticated {
         return Err((StatusCode::UNAUTHORIZED, "invalid_client"));
     }
     let form_type = parts
@@ -194,8 +246,6 @@ fn exchange(
     if form_type != Some("application/x-www-form-urlencoded") {
         return Err(bad("invalid_request"));
     }
-    let form: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
-    let field = |name: &str| form.get(name).map(String::as_str);
     if field("grant_type") != Some(TOKEN_EXCHANGE) {
         return Err(bad("unsupported_grant_type"));
     }
@@ -252,6 +302,31 @@ fn client_authenticated(headers: &http::HeaderMap) -> bool {
             .map(|(_, v)| v.into_owned())
     };
     decode(id).as_deref() == Some(CLIENT_ID) && decode(secret).as_deref() == Some(CLIENT_SECRET)
+}
+
+/// RFC 7523 §3: signed with the client's key, iss = sub = the client id, aud = this
+/// endpoint, not expired, and a `jti` never seen before.
+fn assertion_verified(
+    jwt: &str,
+    (key, alg, url): &(jsonwebtoken::DecodingKey, jsonwebtoken::Algorithm, String),
+    state: &State,
+) -> bool {
+    let mut validation = jsonwebtoken::Validation::new(*alg);
+    validation.set_issuer(&[CLIENT_ID]);
+    validation.set_audience(&[url.as_str()]);
+    validation.sub = Some(CLIENT_ID.to_string());
+    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    let Ok(data) = jsonwebtoken::decode::<serde_json::Value>(jwt, key, &validation) else {
+        return false;
+    };
+    let Some(jti) = data.claims["jti"].as_str() else {
+        return false;
+    };
+    state
+        .jtis
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(jti.to_string())
 }
 
 /// The subject token's `sub`, when it is signed with the test identity key and was
