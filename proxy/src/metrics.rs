@@ -190,7 +190,7 @@ impl Metrics {
                     "lastmile_credential_exchanges_total",
                     "Upstream credentials of token_exchange routes, by route and outcome \
                      (cached, exchanged, refused, unreachable, timeout, invalid_response, \
-                     client_secret_unavailable, backoff).",
+                     client_secret_unavailable, client_key_unavailable, backoff).",
                 ),
                 &["route", "outcome"],
             )?,
