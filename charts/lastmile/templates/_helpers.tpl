@@ -195,7 +195,13 @@ own defaults apply. */}}
 {{- else if eq $mode "token_exchange" -}}
 {{- $_ := set $credential "token_endpoint" .tokenEndpoint -}}
 {{- $_ := set $credential "client_id" .clientId -}}
+{{- with .clientAssertionKey -}}
+{{- $_ := set $credential "client_assertion_key_file" (printf "%s/%s" $dir (.key | default "client-key.pem")) -}}
+{{- $_ := set $credential "client_assertion_alg" .alg -}}
+{{- if .kid }}{{ $_ := set $credential "client_assertion_kid" .kid }}{{ end -}}
+{{- else -}}
 {{- $_ := set $credential "client_secret_file" (printf "%s/%s" $dir (.clientSecret.key | default "client-secret")) -}}
+{{- end -}}
 {{- if .audience }}{{ $_ := set $credential "audience" .audience }}{{ end -}}
 {{- if .resource }}{{ $_ := set $credential "resource" .resource }}{{ end -}}
 {{- if .scope }}{{ $_ := set $credential "scope" .scope }}{{ end -}}

@@ -172,13 +172,15 @@ running sidecar (policies are hot-reloaded, credential files re-read). */}}
   secret:
     secretName: {{ required (printf "routes[%s].credential.secretName is required" $route.name) .secretName }}
 {{- else if eq $mode "token_exchange" }}
-{{- $clientSecret := required (printf "routes[%s].credential.clientSecret is required" $route.name) .clientSecret }}
+{{- if and .clientSecret .clientAssertionKey }}{{ fail (printf "routes[%s].credential: set one of clientSecret or clientAssertionKey" $route.name) }}{{ end }}
+{{- $clientSecret := .clientAssertionKey | default (required (printf "routes[%s].credential.clientSecret or clientAssertionKey is required" $route.name) .clientSecret) }}
+{{- $defaultKey := ternary "client-key.pem" "client-secret" (not (empty .clientAssertionKey)) }}
 - name: {{ include "lastmile.credentialVolumeName" $i }}
   secret:
-    secretName: {{ required (printf "routes[%s].credential.clientSecret.secretName is required" $route.name) $clientSecret.secretName }}
+    secretName: {{ required (printf "routes[%s].credential client Secret's secretName is required" $route.name) $clientSecret.secretName }}
     items:
-      - key: {{ $clientSecret.key | default "client-secret" }}
-        path: {{ $clientSecret.key | default "client-secret" }}
+      - key: {{ $clientSecret.key | default $defaultKey }}
+        path: {{ $clientSecret.key | default $defaultKey }}
 {{- with .ca }}
 - name: {{ include "lastmile.credentialCaVolumeName" $i }}
 {{- if .secretName }}
