@@ -173,7 +173,8 @@ running sidecar (policies are hot-reloaded, credential files re-read). */}}
     secretName: {{ required (printf "routes[%s].credential.secretName is required" $route.name) .secretName }}
 {{- else if eq $mode "token_exchange" }}
 {{- if and .clientSecret .clientAssertionKey }}{{ fail (printf "routes[%s].credential: set one of clientSecret or clientAssertionKey" $route.name) }}{{ end }}
-{{- $clientSecret := .clientAssertionKey | default (required (printf "routes[%s].credential.clientSecret or clientAssertionKey is required" $route.name) .clientSecret) }}
+{{- $clientSecret := .clientAssertionKey }}
+{{- if not $clientSecret }}{{ $clientSecret = required (printf "routes[%s].credential.clientSecret or clientAssertionKey is required" $route.name) .clientSecret }}{{ end }}
 {{- $defaultKey := ternary "client-key.pem" "client-secret" (not (empty .clientAssertionKey)) }}
 - name: {{ include "lastmile.credentialVolumeName" $i }}
   secret:

@@ -355,3 +355,52 @@ fn chart_mounts_the_token_exchange_client_secret_into_the_sidecar_only() -> Resu
     );
     Ok(())
 }
+
+#[test]
+fn chart_mounts_a_client_assertion_key_into_the_sidecar_only() -> Result<()> {
+    let Some(helm) = helm()? else { return Ok(()) };
+    let dir = tempfile::tempdir()?;
+    let values = values_file(
+        &dir,
+        "assertion.yaml",
+        "identity:\n  enabled: true\n  jwksUrl: https://idp.example.com/certs\nroutes:\n  - name: tickets\n    upstream: https://tickets.example.com\n    credential:\n      mode: token_exchange\n      tokenEndpoint: https://idp.example.com/token\n      clientId: lastmile\n      clientAssertionKey:\n        secretName: lastmile-idp-key\n        alg: ES256\n        kid: k1\n",
+    )?;
+    let rendered = helm.render(&["-f", USER_CREDENTIALS, "-f", values.as_str()])?;
+    let mounted = sidecar_only_secret_mounts(rendered.deployment()?, "assertion key")?;
+    let (volume, path) = mounted
+        .iter()
+        .find(|(v, _)| text(v, "secret.secretName") == Some("lastmile-idp-key"))
+        .context("no volume of the lastmile-idp-key Secret")?;
+    ensure!(
+        *path == "/etc/lastmile/credentials/tickets"
+            && list(volume, "secret.items")
+                .into_iter()
+                .filter_map(|i| text(i, "key"))
+                .eq(["client-key.pem"]),
+        "assertion key volume {volume:?} at {path}"
+    );
+    let config: Value = serde_yaml_ng::from_str(&rendered.config_text("agent-lastmile")?)?;
+    let tickets = list(&config, "routes")
+        .into_iter()
+        .find(|r| text(r, "name") == Some("tickets"))
+        .context("no tickets route")?;
+    for (key, want) in [
+        (
+            "credential.client_assertion_key_file",
+            "/etc/lastmile/credentials/tickets/client-key.pem",
+        ),
+        ("credential.client_assertion_alg", "ES256"),
+        ("credential.client_assertion_kid", "k1"),
+    ] {
+        ensure!(
+            text(tickets, key) == Some(want),
+            "{key}: {:?}, want {want:?}",
+            at(tickets, key)
+        );
+    }
+    ensure!(
+        at(tickets, "credential.client_secret_file").is_none(),
+        "a client secret file was rendered too"
+    );
+    Ok(())
+}
