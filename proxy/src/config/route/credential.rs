@@ -381,4 +381,31 @@ mod tests {
         assert!(validate("{mode: per_users, dir: d}").is_err());
         assert!(validate("{mode: per_user, dir: d, clam: sub}").is_err());
     }
+
+    #[test]
+    fn token_exchange_takes_exactly_one_client_authentication() {
+        let base = "{mode: token_exchange, token_endpoint: 'https://i/t', client_id: c";
+        let both = error(&format!(
+            "{base}, client_secret_file: s, client_assertion_key_file: k, client_assertion_alg: ES256}}"
+        ));
+        assert!(both.contains("client_secret_file") && both.contains("client_assertion_key_file"));
+        assert!(error(&format!("{base}, client_assertion_key_file: k}}"))
+            .contains("client_assertion_alg"));
+        assert!(error(&format!(
+            "{base}, client_assertion_key_file: k, client_assertion_alg: HS256}}"
+        ))
+        .contains("RS256 or ES256"));
+        assert!(error(&format!(
+            "{base}, client_secret_file: s, client_assertion_alg: RS256}}"
+        ))
+        .contains("client_assertion_key_file"));
+        assert!(validate(&format!(
+            "{base}, client_assertion_key_file: k, client_assertion_alg: RS256, client_assertion_kid: x}}"
+        ))
+        .is_ok());
+        assert!(
+            error("{header: a, value_env: K, client_assertion_key_file: k}")
+                .contains("client_assertion_key_file")
+        );
+    }
 }
